@@ -1,0 +1,131 @@
+"""Command line: ``tganbench run`` and ``tganbench list``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from tganbench.config import PROFILES, default_cache_dir, parse_seeds, resolve_config
+from tganbench.errors import UsageError
+from tganbench.plugins import Registry, load_plugins
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but errors are one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    plugin_option = _Parser(add_help=False)
+    plugin_option.add_argument(
+        "--plugin", action="append", default=[], metavar="MODULE",
+        help="load a plugin from a module path or a .py file (repeatable)",
+    )
+    parser = _Parser(prog="tganbench", description="Compare GAN transfer strategies on identical source/target pairs.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("run", parents=[plugin_option], help="run strategies and write a results folder")
+    run.add_argument("--strategies", default="all", help="'all' or NAME[key=value,...] items, comma-separated")
+    run.add_argument("--pair", default=None, help="registered source/target pair (default: shapes)")
+    run.add_argument("--profile", default="quick", help=f"settings preset: {', '.join(PROFILES)} (default: quick)")
+    run.add_argument("--shots", type=int, default=None, help="number of target training images (default: 100)")
+    run.add_argument("--seeds", default=None, help="a count (3 -> seeds 0,1,2) or a list (0,5,7)")
+    run.add_argument("--source-steps", type=int, default=None)
+    run.add_argument("--target-steps", type=int, default=None)
+    run.add_argument("--eval-every", type=int, default=None)
+    run.add_argument("--n-generated", type=int, default=None, help="generated images per evaluation")
+    run.add_argument("--n-reference", type=int, default=None, help="held-out reference images")
+    run.add_argument("--batch-size", type=int, default=None)
+    run.add_argument("--width", type=int, default=None, help="base channel width of G and D")
+    run.add_argument("--resolution", type=int, default=None, help="16, 32 (default) or 64")
+    run.add_argument("--lr", type=float, default=None)
+    run.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    run.add_argument("--feature-extractor", default=None, help="shapes (default) or inception")
+    run.add_argument("--feature-extractor-weights", default=None, metavar="PATH",
+                     help="local weights file for the feature extractor (no download)")
+    run.add_argument("--out", default=None, help="results folder (default: results/<date>-<time>-<pair>)")
+    run.add_argument("--cache-dir", default=None, help="source checkpoint cache (default: $TGANBENCH_CACHE or ~/.cache/tganbench)")
+
+    commands.add_parser("list", parents=[plugin_option], help="show registered strategies, pairs and extractors")
+    return parser
+
+
+def _warn(registry: Registry) -> None:
+    for warning in registry.warnings:
+        print(f"tganbench: warning: {warning}", file=sys.stderr)
+
+
+def _command_run(args: argparse.Namespace) -> int:
+    from tganbench.report import format_table, summary_table
+    from tganbench.runner import run
+
+    config = resolve_config(
+        args.profile,
+        pair=args.pair,
+        strategies=args.strategies,
+        shots=args.shots,
+        seeds=parse_seeds(args.seeds) if args.seeds is not None else None,
+        source_steps=args.source_steps,
+        target_steps=args.target_steps,
+        eval_every=args.eval_every,
+        n_generated=args.n_generated,
+        n_reference=args.n_reference,
+        batch_size=args.batch_size,
+        width=args.width,
+        resolution=args.resolution,
+        lr=args.lr,
+        device=args.device,
+        feature_extractor=args.feature_extractor,
+        feature_extractor_weights=args.feature_extractor_weights,
+        plugins=tuple(args.plugin),
+    )
+    registry = load_plugins(args.plugin)
+    _warn(registry)
+    out_dir = Path(args.out) if args.out else Path("results") / f"{datetime.now():%Y%m%d-%H%M%S}-{config.pair}"
+    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    cells = run(config, registry, out_dir, cache_dir)
+    print(format_table(summary_table(cells)))
+    print(f"\nresults: {out_dir}", file=sys.stderr)
+    return 0 if (cells["status"] == "ok").all() else 1
+
+
+def _command_list(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    registry = load_plugins(args.plugin)
+    _warn(registry)
+    strategies = [
+        (name, ", ".join(f"{k}={v}" for k, v in e.obj.parameters.items()), e.obj.description, e.plugin)
+        for name, e in registry.strategies.items()
+    ]
+    print(tabulate(strategies, headers=["strategy", "defaults", "description", "plugin"]))
+    print()
+    pairs = [(name, e.obj.description, e.plugin) for name, e in registry.pairs.items()]
+    print(tabulate(pairs, headers=["pair", "description", "plugin"]))
+    print()
+    extractors = [(name, e.obj.metric, e.obj.description, e.plugin) for name, e in registry.extractors.items()]
+    print(tabulate(extractors, headers=["feature extractor", "metric", "description", "plugin"]))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``tganbench`` console script; returns the exit code."""
+    try:
+        args = _build_parser().parse_args(argv)
+        if args.command == "run":
+            return _command_run(args)
+        return _command_list(args)
+    except UsageError as error:
+        print("tganbench: error: " + " ".join(str(error).split()), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tganbench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Run configuration: the profiles (smoke / quick / full) and the resolved settings of one run."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from tganbench.errors import UsageError
+from tganbench.models.dcgan import RESOLUTIONS
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run. Identical across strategies by construction: one config per run."""
+
+    pair: str = "shapes"
+    strategies: str = "all"
+    shots: int = 100
+    seeds: tuple[int, ...] = (0,)
+    profile: str = "quick"
+    resolution: int = 32
+    width: int = 16
+    z_dim: int = 64
+    batch_size: int = 64
+    lr: float = 2e-4
+    source_steps: int = 2000
+    source_seed: int = 0
+    target_steps: int = 400
+    eval_every: int = 100
+    n_generated: int = 1000
+    n_reference: int = 1000
+    kid_subsets: int = 50
+    kid_subset_size: int = 500
+    feature_extractor: str = "shapes"
+    feature_extractor_weights: str | None = None
+    device: str = "auto"
+    plugins: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dictionary (for the manifest)."""
+        return asdict(self)
+
+
+# Each profile overrides only what differs from the RunConfig defaults (which are `quick`).
+PROFILES: dict[str, dict[str, Any]] = {
+    "smoke": dict(
+        width=8, batch_size=32, source_steps=40, target_steps=20, eval_every=10,
+        n_generated=200, n_reference=200, kid_subsets=10, kid_subset_size=100,
+    ),
+    "quick": {},
+    "full": dict(
+        width=64, source_steps=20000, target_steps=5000, eval_every=500,
+        n_generated=5000, n_reference=2000, kid_subsets=100, kid_subset_size=1000, seeds=(0, 1, 2, 3, 4),
+    ),
+}
+
+POSITIVE_INTS = ("shots", "width", "z_dim", "batch_size", "source_steps", "target_steps", "eval_every",
+                 "n_generated", "n_reference", "kid_subsets", "kid_subset_size")
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"3"`` means seeds 0, 1, 2; ``"0,5,7"`` means exactly those seeds."""
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--seeds expects a count or a comma-separated list of integers, got '{text}'") from None
+    if len(values) == 1:
+        if values[0] < 1:
+            raise UsageError(f"--seeds must be at least 1, got {values[0]}")
+        return tuple(range(values[0]))
+    if len(set(values)) != len(values) or min(values) < 0:
+        raise UsageError(f"--seeds list must hold distinct non-negative integers, got '{text}'")
+    return tuple(values)
+
+
+def resolve_config(profile: str = "quick", **overrides: Any) -> RunConfig:
+    """Start from ``profile`` and apply the explicitly given ``overrides`` (None means "not given")."""
+    if profile not in PROFILES:
+        raise UsageError(f"unknown profile '{profile}' (profiles: {', '.join(PROFILES)})")
+    known = {f.name for f in fields(RunConfig)}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise UsageError(f"unknown setting '{unknown[0]}'")
+    config = replace(RunConfig(profile=profile), **{**PROFILES[profile], **given})
+    for name in POSITIVE_INTS:
+        value = getattr(config, name)
+        if value < 1:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} must be a positive integer, got {value}")
+    if config.resolution not in RESOLUTIONS:
+        raise UsageError(f"--resolution must be one of {', '.join(map(str, RESOLUTIONS))}, got {config.resolution}")
+    if config.lr <= 0:
+        raise UsageError(f"--lr must be positive, got {config.lr}")
+    if config.device not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"--device must be auto, cpu or cuda, got '{config.device}'")
+    return config
+
+
+def default_cache_dir() -> Path:
+    """Where source checkpoints are cached: $TGANBENCH_CACHE, else ~/.cache/tganbench."""
+    return Path(os.environ.get("TGANBENCH_CACHE", Path.home() / ".cache" / "tganbench"))

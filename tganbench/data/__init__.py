@@ -1,0 +1,1 @@
+"""Source/target pairs: the embedded procedural pair and the K-shot split."""

@@ -1,0 +1,73 @@
+"""Source/target pairs and the deterministic K-shot split every strategy shares."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import torch
+
+from tganbench.errors import UsageError
+
+
+@dataclass(frozen=True)
+class PairData:
+    """The images of one pair at one resolution, as uint8 tensors (N, 3, H, W) on the CPU.
+
+    ``target_pool`` is where training shots are drawn from; ``reference`` is the
+    disjoint held-out target set used only for evaluation.
+    """
+
+    name: str
+    source: torch.Tensor
+    target_pool: torch.Tensor
+    reference: torch.Tensor
+
+    def fingerprint(self) -> str:
+        """Content hash of all three image sets: two runs on "the same pair" share it."""
+        digest = hashlib.sha256()
+        for images in (self.source, self.target_pool, self.reference):
+            digest.update(str(tuple(images.shape)).encode())
+            digest.update(images.contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+
+class Pair:
+    """A registered source/target pair. Subclasses set ``name``/``description`` and implement ``load``."""
+
+    name: str = ""
+    description: str = ""
+
+    def load(self, resolution: int) -> PairData:
+        """Return the pair's images at ``resolution`` (deterministic: same call, same bytes)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Shots:
+    """The K training images for one seed, plus a hash so runs can be checked to use the same ones."""
+
+    images: torch.Tensor
+    indices: torch.Tensor
+    fingerprint: str
+
+
+def draw_shots(data: PairData, shots: int, seed: int) -> Shots:
+    """Pick ``shots`` training images from the target pool, deterministically for ``seed``.
+
+    The selection is a prefix of one seeded permutation, so for a given seed the
+    10 shots are inside the 100 shots.
+    """
+    available = len(data.target_pool)
+    if shots < 1:
+        raise UsageError(f"--shots must be at least 1, got {shots}")
+    if shots > available:
+        raise UsageError(
+            f"--shots {shots} is larger than the {available} target images available for training "
+            f"in pair '{data.name}' ({len(data.reference)} more are held out for evaluation)"
+        )
+    order = torch.randperm(available, generator=torch.Generator().manual_seed(seed))
+    indices = order[:shots].sort().values
+    images = data.target_pool[indices]
+    fingerprint = hashlib.sha256(images.contiguous().numpy().tobytes()).hexdigest()[:16]
+    return Shots(images=images, indices=indices, fingerprint=fingerprint)

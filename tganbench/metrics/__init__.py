@@ -1,0 +1,1 @@
+"""Sample-quality metrics: feature extractors (through torch-fidelity) and the evaluator."""

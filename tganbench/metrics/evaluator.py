@@ -1,0 +1,76 @@
+"""FD and KID of generated images against a held-out reference set, through torch-fidelity."""
+
+from __future__ import annotations
+
+import importlib
+
+import torch
+from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
+from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+from torch_fidelity.utils import create_feature_extractor
+
+from tganbench.errors import UsageError
+from tganbench.metrics.extractors import ExtractorSpec
+
+
+class Evaluator:
+    """Scores uint8 images; the extractor and the reference statistics are built once per run.
+
+    The extractor runs in eval mode without gradients (torch-fidelity sets that up);
+    real and generated images reach it as uint8, the same conversion for both.
+    """
+
+    def __init__(
+        self,
+        spec: ExtractorSpec,
+        reference: torch.Tensor,
+        device: torch.device,
+        kid_subsets: int,
+        kid_subset_size: int,
+        weights_path: str | None = None,
+        batch_size: int = 250,
+    ) -> None:
+        if spec.module:
+            importlib.import_module(spec.module)
+        self.spec = spec
+        self.device = device
+        self.batch_size = batch_size
+        self.kid_subsets = kid_subsets
+        self.kid_subset_size = kid_subset_size
+        kwargs = {"verbose": False}
+        if weights_path:
+            kwargs["feature_extractor_weights_path"] = weights_path
+        try:
+            self.extractor = create_feature_extractor(
+                spec.fidelity_name, [spec.feature_layer], cuda=device.type == "cuda", **kwargs
+            )
+        except (OSError, RuntimeError) as error:  # URLError is an OSError: no internet, no cached weights
+            raise UsageError(
+                f"cannot load the weights of feature extractor '{spec.name}' ({type(error).__name__}: {error}); "
+                "without internet, download them once elsewhere and pass --feature-extractor-weights PATH"
+            ) from None
+        self.n_reference = len(reference)
+        self.reference_features = self.features(reference)
+        self.reference_statistics = fid_features_to_statistics(self.reference_features)
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Features (N, D) on the CPU, as float64 for stable statistics."""
+        out = []
+        for start in range(0, len(images), self.batch_size):
+            batch = images[start : start + self.batch_size].to(self.device)
+            out.append(self.extractor(batch)[0].double().cpu())
+        return torch.cat(out)
+
+    def score(self, images: torch.Tensor) -> dict[str, float]:
+        """FD (or FID) and KID mean/std of ``images`` (uint8, N x 3 x H x W) against the reference."""
+        features = self.features(images)
+        fd = fid_statistics_to_metric(self.reference_statistics, fid_features_to_statistics(features), verbose=False)
+        kid = kid_features_to_metric(
+            features,
+            self.reference_features,
+            kid_subsets=self.kid_subsets,
+            kid_subset_size=min(self.kid_subset_size, len(features), self.n_reference),
+            verbose=False,
+        )
+        return {"fd": fd[KEY_METRIC_FID], "kid_mean": kid[KEY_METRIC_KID_MEAN], "kid_std": kid[KEY_METRIC_KID_STD]}

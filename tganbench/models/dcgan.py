@@ -1,0 +1,114 @@
+"""DCGAN-style generator and discriminator with named stages.
+
+Stages give "the lowest k stages" one meaning for every strategy:
+``Generator.stages[0]`` is nearest z (coarsest, 4x4) and
+``Discriminator.stages[0]`` is nearest the image (finest resolution).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+RESOLUTIONS = (16, 32, 64)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture hyper-parameters shared by G and D (part of the source cache key)."""
+
+    resolution: int = 32
+    width: int = 32
+    z_dim: int = 64
+
+    def channels(self) -> list[int]:
+        """Feature channels per resolution level from 4x4 upwards: 4x4 is widest, each doubling halves."""
+        levels = int(math.log2(self.resolution)) - 1  # 32 -> 4, 8, 16, 32
+        return [self.width * 2 ** (levels - 1 - i) for i in range(levels)]
+
+
+def _init_weights(module: nn.Module) -> None:
+    """DCGAN initialisation: N(0, 0.02) convolutions, N(1, 0.02) norm scales."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class Generator(nn.Module):
+    """z (N, z_dim) -> image (N, 3, R, R) in [-1, 1]; BatchNorm after every transposed convolution."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        channels = config.channels()
+        stages: OrderedDict[str, nn.Module] = OrderedDict()
+        stages["4x4"] = nn.Sequential(
+            nn.ConvTranspose2d(config.z_dim, channels[0], 4, 1, 0, bias=False),
+            nn.BatchNorm2d(channels[0]),
+            nn.ReLU(inplace=True),
+        )
+        size = 4
+        for c_in, c_out in zip(channels[:-1], channels[1:]):
+            size *= 2
+            stages[f"{size}x{size}"] = nn.Sequential(
+                nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+            )
+        stages["rgb"] = nn.Sequential(nn.Conv2d(channels[-1], 3, 3, 1, 1), nn.Tanh())
+        self.stages = nn.Sequential(stages)
+        self.apply(_init_weights)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Generate images from latents ``z``."""
+        return self.stages(z[:, :, None, None])
+
+
+class Discriminator(nn.Module):
+    """image (N, 3, R, R) -> logit (N,); no normalisation layers, so it has no buffers."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        channels = list(reversed(config.channels()))  # finest level first
+        stages: OrderedDict[str, nn.Module] = OrderedDict()
+        size = config.resolution
+        c_in = 3
+        for c_out in channels[:-1]:
+            stages[f"{size}x{size}"] = nn.Sequential(nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True))
+            c_in, size = c_out, size // 2
+        stages[f"{size}x{size}"] = nn.Sequential(
+            nn.Conv2d(c_in, channels[-1], 3, 1, 1), nn.LeakyReLU(0.2, inplace=True)
+        )
+        stages["logit"] = nn.Sequential(nn.Conv2d(channels[-1], 1, 4, 1, 0), nn.Flatten(0))
+        self.stages = nn.Sequential(stages)
+        self.apply(_init_weights)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Score images: higher means "looks real"."""
+        return self.stages(image)
+
+    def features(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """Activations after every stage but the logit (used as a perceptual network)."""
+        out = []
+        x = image
+        for stage in list(self.stages)[:-1]:
+            x = stage(x)
+            out.append(x)
+        return out
+
+
+def build_models(config: ModelConfig, seed: int, device: torch.device) -> tuple[Generator, Discriminator]:
+    """Fresh G and D, initialised deterministically from ``seed``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        g, d = Generator(config), Discriminator(config)
+    return g.to(device), d.to(device)

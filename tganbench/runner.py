@@ -1,0 +1,258 @@
+"""Expand a run into cells (pair x strategy[params] x seed), run them, store the rows."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import torch
+
+import tganbench
+from tganbench.config import RunConfig
+from tganbench.data.pairs import PairData, Shots, draw_shots
+from tganbench.errors import UsageError
+from tganbench.metrics.evaluator import Evaluator
+from tganbench.models import ModelConfig, build_models
+from tganbench.plugins import Registry
+from tganbench.report import summary_markdown
+from tganbench.source import SourceCheckpoint, source_checkpoint
+from tganbench.store import ResultsStore
+from tganbench.strategy import Strategy, parse_strategies
+from tganbench.train import TrainConfig, to_uint8, train
+
+# Evaluation noise is drawn from this offset of the cell seed, apart from the training RNG.
+EVAL_NOISE_SEED_OFFSET = 1_000_003
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without one is a usage error."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was requested but no CUDA device is available")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "tganbench": tganbench.__version__}
+    for package in ("torch", "torchvision", "torch-fidelity", "pluggy", "pandas"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "missing"
+    return out
+
+
+def _git_revision() -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(tganbench.__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
+def device_name(device: torch.device) -> str:
+    """Human-readable device for tables and the manifest."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+@dataclass
+class Plan:
+    """A validated run: everything is checked before the first step is trained."""
+
+    config: RunConfig
+    device: torch.device
+    data: PairData
+    strategies: list[Strategy]
+    shots: dict[int, Shots]
+    model: ModelConfig
+    extractor: Any
+
+
+def plan_run(config: RunConfig, registry: Registry) -> Plan:
+    """Resolve names and validate every input; raises UsageError on the first problem."""
+    if config.pair not in registry.pairs:
+        raise UsageError(f"unknown pair '{config.pair}' (available: {', '.join(registry.pairs)})")
+    if config.feature_extractor not in registry.extractors:
+        raise UsageError(
+            f"unknown feature extractor '{config.feature_extractor}' (available: {', '.join(registry.extractors)})"
+        )
+    available = {name: entry.obj for name, entry in registry.strategies.items()}
+    strategies = parse_strategies(config.strategies, available)
+    model = ModelConfig(resolution=config.resolution, width=config.width, z_dim=config.z_dim)
+    g, d = build_models(model, seed=0, device=torch.device("cpu"))
+    for strategy in strategies:
+        try:
+            strategy.frozen(g, d)
+        except ValueError as error:
+            raise UsageError(f"strategy '{strategy.label}': {error}") from None
+    device = resolve_device(config.device)
+    data = registry.pairs[config.pair].obj.load(config.resolution)
+    shots = {seed: draw_shots(data, config.shots, seed) for seed in config.seeds}
+    return Plan(config, device, data, strategies, shots, model, registry.extractors[config.feature_extractor].obj)
+
+
+def _parameter_counts(strategy: Strategy, plan: Plan) -> tuple[int, int]:
+    """(trainable, total) parameters of G and D under ``strategy``'s freezing."""
+    g, d = build_models(plan.model, seed=0, device=torch.device("cpu"))
+    frozen = {id(p) for module in strategy.frozen(g, d) for p in module.parameters()}
+    every = list(g.parameters()) + list(d.parameters())
+    return sum(p.numel() for p in every if id(p) not in frozen), sum(p.numel() for p in every)
+
+
+def run_cell(
+    plan: Plan,
+    strategy: Strategy,
+    seed: int,
+    source: SourceCheckpoint | None,
+    evaluator: Evaluator,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Train one strategy for one seed and evaluate it; returns its cells.csv row and evals.csv rows."""
+    config, device = plan.config, plan.device
+    g, d = build_models(plan.model, seed, device)
+    if strategy.from_source:
+        g.load_state_dict(source.g)
+        d.load_state_dict(source.d)
+    noise = torch.randn(
+        (config.n_generated, config.z_dim), generator=torch.Generator().manual_seed(seed + EVAL_NOISE_SEED_OFFSET)
+    ).to(device)
+    cell = {
+        "pair": config.pair,
+        "pair_fingerprint": plan.data.fingerprint(),
+        "shots": config.shots,
+        "shots_fingerprint": plan.shots[seed].fingerprint,
+        "strategy": strategy.label,
+        "strategy_name": strategy.name,
+        "params": json.dumps(strategy.params, sort_keys=True),
+        "seed": seed,
+    }
+    evals: list[dict[str, Any]] = []
+
+    @torch.no_grad()
+    def evaluate(step: int) -> None:
+        g.eval()
+        images = torch.cat([to_uint8(g(noise[i : i + 500])) for i in range(0, len(noise), 500)])
+        scores = evaluator.score(images)
+        evals.append({**{k: cell[k] for k in ("pair", "shots", "strategy", "seed")}, "step": step, **scores})
+
+    result = train(
+        g,
+        d,
+        strategy,
+        plan.shots[seed].images.to(device),
+        TrainConfig(steps=config.target_steps, batch_size=config.batch_size, lr=config.lr),
+        seed,
+        evaluate=evaluate,
+        eval_every=config.eval_every,
+    )
+    trainable, total = _parameter_counts(strategy, plan)
+    final = evals[-1] if result.status == "ok" else None
+    best = min(evals, key=lambda row: row["fd"]) if evals else None
+    cell.update(
+        status=result.status,
+        fd_final=final["fd"] if final else float("nan"),
+        fd_best=best["fd"] if best else float("nan"),
+        fd_best_step=best["step"] if best else -1,
+        kid_mean=final["kid_mean"] if final else float("nan"),
+        kid_std=final["kid_std"] if final else float("nan"),
+        steps=result.steps,
+        train_seconds=result.train_seconds,
+        eval_seconds=result.eval_seconds,
+        steps_per_second=result.steps / result.train_seconds if result.train_seconds else float("nan"),
+        trainable_params=trainable,
+        total_params=total,
+        device=device_name(device),
+        metric=plan.extractor.metric,
+        extractor=plan.extractor.name,
+        n_generated=config.n_generated,
+        n_reference=evaluator.n_reference,
+        tganbench_version=tganbench.__version__,
+        torch_version=torch.__version__,
+    )
+    return cell, evals
+
+
+def run(
+    config: RunConfig,
+    registry: Registry,
+    out_dir: Path,
+    cache_dir: Path,
+    log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
+) -> pd.DataFrame:
+    """Run every cell of ``config`` and write the results folder; returns the cells table."""
+    plan = plan_run(config, registry)
+    store = ResultsStore(out_dir)
+    hook = registry.manager.hook
+    started = datetime.now(timezone.utc)
+    log(f"run: {len(plan.strategies)} strategies x {len(config.seeds)} seeds on '{config.pair}' "
+        f"({config.shots} shots, profile {config.profile}) on {device_name(plan.device)} -> {out_dir}")
+
+    reference = plan.data.reference[: config.n_reference]
+    evaluator = Evaluator(
+        plan.extractor,
+        reference,
+        plan.device,
+        kid_subsets=config.kid_subsets,
+        kid_subset_size=config.kid_subset_size,
+        weights_path=config.feature_extractor_weights,
+    )
+    source = None
+    if any(strategy.from_source for strategy in plan.strategies):
+        source = source_checkpoint(
+            plan.data,
+            plan.model,
+            TrainConfig(steps=config.source_steps, batch_size=config.batch_size, lr=config.lr),
+            config.source_seed,
+            plan.device,
+            cache_dir,
+            log,
+        )
+    manifest = {
+        "run_id": out_dir.name,
+        "config": config.to_dict(),
+        "versions": _versions(),
+        "git_revision": _git_revision(),
+        "device": device_name(plan.device),
+        "pair_fingerprint": plan.data.fingerprint(),
+        "n_reference": evaluator.n_reference,
+        "source": {
+            "key": source.key if source else None,
+            "seconds": source.seconds if source else 0.0,
+            "cached": source.cached if source else False,
+        },
+        "started": started.isoformat(),
+        "finished": None,
+    }
+    store.write_manifest(manifest)
+
+    total = len(plan.strategies) * len(config.seeds)
+    for seed in config.seeds:
+        for strategy in plan.strategies:
+            cell, evals = run_cell(plan, strategy.fresh_copy(), seed, source, evaluator)
+            store.add_cell(cell, evals)
+            for row in evals:
+                hook.tganbench_evaluated(row=row)
+            hook.tganbench_cell_finished(row=cell)
+            log(f"cell {len(store.cells)}/{total} {cell['strategy']} seed {seed}: {cell['status']}, "
+                f"{cell['metric']} {cell['fd_final']:.2f} (best {cell['fd_best']:.2f} at step {cell['fd_best_step']}), "
+                f"train {cell['train_seconds']:.1f} s, eval {cell['eval_seconds']:.1f} s")
+
+    cells = pd.DataFrame(store.cells)
+    manifest["finished"] = datetime.now(timezone.utc).isoformat()
+    store.write_manifest(manifest)
+    store.write_text("summary.md", summary_markdown(cells, manifest))
+    hook.tganbench_run_finished(out_dir=str(out_dir), cells=store.cells)
+    return cells

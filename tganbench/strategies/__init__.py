@@ -1,0 +1,1 @@
+"""The built-in transfer strategies, one module each, registered like any plugin."""

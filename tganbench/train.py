@@ -1,0 +1,185 @@
+"""The one adversarial training loop; strategies are small deltas on it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tganbench.models import Discriminator, Generator
+
+if TYPE_CHECKING:
+    from tganbench.strategy import Strategy
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings shared by every strategy (the budget of the protocol)."""
+
+    steps: int
+    batch_size: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    check_every: int = 50
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images in [0, 255] -> float images in [-1, 1]."""
+    return images.float() / 127.5 - 1
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float images in [-1, 1] -> uint8 (rounded, clamped): the one conversion real and fake share."""
+    return ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+@dataclass
+class TrainState:
+    """What a step needs: models, optimizers, the device-resident images and the cell's RNG."""
+
+    g: Generator
+    d: Discriminator
+    g_opt: torch.optim.Optimizer | None
+    d_opt: torch.optim.Optimizer | None
+    images: torch.Tensor
+    batch_size: int
+    rng: torch.Generator
+    step: int = 0
+
+    def sample_indices(self) -> torch.Tensor:
+        """A batch of random training-image indices, drawn on the device."""
+        return torch.randint(len(self.images), (self.batch_size,), device=self.images.device, generator=self.rng)
+
+    def real_batch(self, indices: torch.Tensor | None = None) -> torch.Tensor:
+        """A float batch of training images (random unless ``indices`` is given)."""
+        return to_float(self.images[self.sample_indices() if indices is None else indices])
+
+    def noise(self) -> torch.Tensor:
+        """A batch of latents z ~ N(0, I)."""
+        shape = (self.batch_size, self.g.config.z_dim)
+        return torch.randn(shape, device=self.images.device, generator=self.rng)
+
+
+def adversarial_step(state: TrainState, strategy: Strategy) -> dict[str, torch.Tensor]:
+    """Non-saturating logistic GAN step: one D update, then one G update."""
+    losses = {}
+    if state.d_opt is not None:
+        with torch.no_grad():
+            fake = state.g(state.noise())
+        d_loss = F.softplus(state.d(fake)).mean() + F.softplus(-state.d(state.real_batch())).mean()
+        state.d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        state.d_opt.step()
+        losses["d_loss"] = d_loss.detach()
+    if state.g_opt is not None:
+        z = state.noise()
+        fake = state.g(z)
+        g_loss = F.softplus(-state.d(fake)).mean()
+        extra = strategy.generator_loss(state, fake, z)
+        if extra is not None:
+            g_loss = g_loss + extra
+        state.g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        state.g_opt.step()
+        losses["g_loss"] = g_loss.detach()
+    return losses
+
+
+@dataclass
+class TrainResult:
+    """How a training run ended and what it cost."""
+
+    status: str  # "ok" or "diverged"
+    steps: int
+    train_seconds: float
+    eval_seconds: float
+    losses: dict[str, float] = field(default_factory=dict)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _adam(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer | None:
+    return torch.optim.Adam(params, lr=config.lr, betas=(config.beta1, config.beta2)) if params else None
+
+
+def train(
+    g: Generator,
+    d: Discriminator,
+    strategy: Strategy,
+    images: torch.Tensor,
+    config: TrainConfig,
+    seed: int,
+    evaluate: Callable[[int], None] | None = None,
+    eval_every: int = 0,
+) -> TrainResult:
+    """Train ``g`` and ``d`` in place on ``images`` (uint8, on the training device).
+
+    ``evaluate(step)`` is called at step 0, every ``eval_every`` steps and after
+    the last step; its time is counted as evaluation, not training. Losses are
+    read back to the host only every ``config.check_every`` steps, where a
+    non-finite loss stops the run with status "diverged".
+    """
+    device = images.device
+    frozen = strategy.frozen(g, d)
+    for module in frozen:
+        module.requires_grad_(False)
+    state = TrainState(
+        g=g,
+        d=d,
+        g_opt=_adam([p for p in g.parameters() if p.requires_grad], config),
+        d_opt=_adam([p for p in d.parameters() if p.requires_grad], config),
+        images=images,
+        batch_size=config.batch_size,
+        rng=torch.Generator(device=device).manual_seed(seed),
+    )
+    strategy.prepare(state)
+
+    def train_modes() -> None:
+        g.train()
+        d.train()
+        for module in frozen:
+            module.eval()
+
+    train_seconds = eval_seconds = 0.0
+
+    def run_evaluation(step: int) -> None:
+        nonlocal eval_seconds
+        started = time.perf_counter()
+        evaluate(step)
+        _synchronize(device)
+        eval_seconds += time.perf_counter() - started
+        train_modes()
+
+    if evaluate is not None:
+        run_evaluation(0)
+    train_modes()
+    status, losses = "ok", {}
+    _synchronize(device)
+    started = time.perf_counter()
+    for step in range(1, config.steps + 1):
+        state.step = step
+        step_losses = strategy.step(state)
+        check = step % config.check_every == 0 or step == config.steps
+        if check:
+            losses = {k: float(v) for k, v in step_losses.items()}
+            if not all(torch.isfinite(torch.tensor(v)) for v in losses.values()):
+                status = "diverged"
+        if evaluate is not None and (status == "diverged" or step == config.steps or (eval_every and step % eval_every == 0)):
+            _synchronize(device)
+            train_seconds += time.perf_counter() - started
+            if status == "ok":
+                run_evaluation(step)
+            started = time.perf_counter()
+        if status == "diverged":
+            break
+    _synchronize(device)
+    train_seconds += time.perf_counter() - started
+    return TrainResult(status, state.step, train_seconds, eval_seconds, losses)
