@@ -25,7 +25,7 @@ class RunConfig:
     z_dim: int = 64
     batch_size: int = 64
     lr: float = 2e-4
-    source_steps: int = 2000
+    source_steps: int = 1500
     source_seed: int = 0
     target_steps: int = 400
     eval_every: int = 100

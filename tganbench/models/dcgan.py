@@ -43,7 +43,12 @@ def _init_weights(module: nn.Module) -> None:
 
 
 class Generator(nn.Module):
-    """z (N, z_dim) -> image (N, 3, R, R) in [-1, 1]; BatchNorm after every transposed convolution."""
+    """z (N, z_dim) -> image (N, 3, R, R) in [-1, 1]; BatchNorm after every convolution.
+
+    Each stage above 4x4 is nearest-neighbour upsampling and a 3x3 convolution:
+    with so few training steps, transposed convolutions left strong checkerboard
+    artefacts that dominated every distance.
+    """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -59,7 +64,8 @@ class Generator(nn.Module):
         for c_in, c_out in zip(channels[:-1], channels[1:]):
             size *= 2
             stages[f"{size}x{size}"] = nn.Sequential(
-                nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False),
                 nn.BatchNorm2d(c_out),
                 nn.ReLU(inplace=True),
             )

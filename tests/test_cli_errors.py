@@ -1,0 +1,77 @@
+"""Bad input: one clear line on stderr naming the problem, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import run_cli
+
+SMOKE = ["run", "--profile", "smoke"]
+
+# (arguments, a fragment the one-line message must contain)
+BAD_INPUTS = [
+    (["--strategies", "nope"], "unknown strategy 'nope' (available: scratch, finetune, freeze-d, freeze-g, batchstat"),
+    (["--strategies", "freeze-d[layers=x]"], "parameter 'layers' expects int, got 'x'"),
+    (["--strategies", "freeze-d[nope=1]"], "unknown parameter 'nope' (parameters: layers)"),
+    (["--strategies", "freeze-d[layers]"], "malformed parameter 'layers'"),
+    (["--strategies", "freeze-d[layers=9]"], "layers must be between 0 and 5, got 9"),
+    (["--strategies", "batchstat[perceptual=vgg]"], "perceptual must be one of"),
+    (["--strategies", "finetune[", "--shots", "5"], "malformed strategy 'finetune['"),
+    (["--shots", "100000"], "--shots 100000 is larger than the 2000 target images"),
+    (["--shots", "0"], "--shots must be a positive integer, got 0"),
+    (["--target-steps", "0"], "--target-steps must be a positive integer, got 0"),
+    (["--source-steps", "-5"], "--source-steps must be a positive integer, got -5"),
+    (["--target-steps", "ten"], "invalid int value: 'ten'"),
+    (["--seeds", "x"], "--seeds expects a count or a comma-separated list"),
+    (["--profile", "huge"], "unknown profile 'huge' (profiles: smoke, quick, full)"),
+    (["--pair", "nope"], "unknown pair 'nope' (available: shapes"),
+    (["--feature-extractor", "nope"], "unknown feature extractor 'nope' (available: shapes, inception"),
+    (["--resolution", "48"], "--resolution must be one of 16, 32, 64, got 48"),
+    (["--device", "tpu"], "--device must be auto, cpu or cuda, got 'tpu'"),
+]
+
+
+@pytest.mark.parametrize("arguments, fragment", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_is_one_line_and_exit_2(arguments, fragment, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli(*SMOKE, *arguments, "--out", str(out))
+    assert result.code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("tganbench: error: ")
+    assert fragment in lines[0]
+    assert not out.exists(), "nothing should be written for a rejected run"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA, so --device cuda is valid")
+def test_cuda_without_a_gpu_is_a_usage_error(tmp_path):
+    result = run_cli(*SMOKE, "--device", "cuda", "--out", str(tmp_path / "out"))
+    assert result.code == 2
+    assert "no CUDA device is available" in result.stderr
+
+
+def test_unwritable_output_folder_is_a_usage_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run_cli(*SMOKE, "--strategies", "finetune", "--out", str(blocker / "sub"))
+    assert result.code == 2
+    assert "cannot write to output folder" in result.stderr
+
+
+def test_console_script_bad_input_has_no_traceback():
+    """The installed entry point itself, in a fresh process."""
+    env = {**os.environ}
+    result = subprocess.run(
+        [sys.executable, "-m", "tganbench.cli", "run", "--strategies", "freeze-d[nope=1]"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        "tganbench: error: strategy 'freeze-d': unknown parameter 'nope' (parameters: layers)"
+    )

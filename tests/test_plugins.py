@@ -1,0 +1,141 @@
+"""Third-party plugins: registered through the same hooks as the built-ins, isolated when broken."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+
+from conftest import run_cli
+from tganbench import hookspecs
+from tganbench.plugins import DEFAULT_PLUGINS, load_plugins
+
+PLUGIN_SOURCE = textwrap.dedent(
+    '''
+    """A test plugin: freeze all of D except its logit, and observe the run."""
+    from tganbench import Strategy, hookimpl
+
+    CALLS = []
+
+
+    class FreezeMostOfD(Strategy):
+        name = "freeze-most-of-d"
+        description = "test plugin strategy"
+        parameters = {"keep": 1}
+
+        def frozen(self, g, d):
+            return list(d.stages)[: len(d.stages) - self.params["keep"]]
+
+
+    @hookimpl
+    def tganbench_register_strategies(register):
+        register(FreezeMostOfD)
+
+
+    @hookimpl
+    def tganbench_evaluated(row):
+        CALLS.append(("evaluated", row["strategy"], row["step"]))
+
+
+    @hookimpl
+    def tganbench_cell_finished(row):
+        CALLS.append(("cell", row["strategy"], row["status"]))
+
+
+    @hookimpl
+    def tganbench_run_finished(out_dir, cells):
+        CALLS.append(("run", out_dir, len(cells)))
+    '''
+)
+
+
+@pytest.fixture
+def plugin_file(tmp_path, monkeypatch):
+    path = tmp_path / "my_tgan_plugin.py"
+    path.write_text(PLUGIN_SOURCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield path
+    sys.modules.pop("my_tgan_plugin", None)
+
+
+def test_builtins_are_registered_as_plugins():
+    registry = load_plugins()
+    assert list(registry.strategies) == ["scratch", "finetune", "freeze-d", "freeze-g", "batchstat"]
+    assert registry.strategies["freeze-d"].plugin == "tganbench.strategies.freeze_d"
+    assert all(registry.manager.has_plugin(name) for name in DEFAULT_PLUGINS)
+
+
+@pytest.mark.parametrize("how", ["module", "file"])
+def test_plugin_strategy_is_listed_with_its_plugin_name(plugin_file, how):
+    spec = "my_tgan_plugin" if how == "module" else str(plugin_file)
+    result = run_cli("list", "--plugin", spec)
+    assert result.code == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("freeze-most-of-d"))
+    assert "keep=1" in line and spec in line
+
+
+def test_plugin_strategy_runs_and_every_observer_hook_is_called(plugin_file, tmp_path):
+    out = tmp_path / "run"
+    result = run_cli(
+        "run", "--plugin", "my_tgan_plugin", "--strategies", "freeze-most-of-d[keep=2],finetune",
+        "--profile", "smoke", "--out", str(out),
+    )
+    assert result.code == 0, result.stderr
+    cells = pd.read_csv(out / "cells.csv")
+    assert list(cells["strategy"]) == ["freeze-most-of-d[keep=2]", "finetune"]
+    assert cells.loc[0, "trainable_params"] < cells.loc[1, "trainable_params"]
+    calls = sys.modules["my_tgan_plugin"].CALLS
+    assert ("evaluated", "freeze-most-of-d[keep=2]", 20) in calls
+    assert ("cell", "finetune", "ok") in calls
+    assert calls[-1] == ("run", str(out), 2)
+
+
+def test_entry_point_plugins_are_discovered(plugin_file, monkeypatch):
+    entry_point = importlib.metadata.EntryPoint(name="my-plugin", value="my_tgan_plugin", group="tganbench")
+    monkeypatch.setattr("tganbench.plugins._entry_points", lambda: [entry_point])
+    registry = load_plugins()
+    assert registry.strategies["freeze-most-of-d"].plugin == "my-plugin"
+
+
+def test_a_plugin_that_fails_to_import_is_reported_and_the_rest_runs(tmp_path, monkeypatch):
+    broken = tmp_path / "broken_plugin.py"
+    broken.write_text("import a_module_that_does_not_exist\n")
+    result = run_cli("list", "--plugin", str(broken))
+    assert result.code == 0
+    assert "plugin '" + str(broken) + "' failed to load: ModuleNotFoundError" in result.stderr
+    assert "freeze-d" in result.stdout
+
+
+def test_a_misspelled_hook_fails_loudly(tmp_path):
+    bad = tmp_path / "misspelled_plugin.py"
+    bad.write_text(
+        "from tganbench import hookimpl\n\n@hookimpl\ndef tganbench_register_strategy(register):\n    pass\n"
+    )
+    result = run_cli("list", "--plugin", str(bad))
+    assert result.code == 2
+    assert "misspelled_plugin.py" in result.stderr and "tganbench_register_strategy" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_strategy_name_clash_keeps_the_first_and_warns(tmp_path):
+    clash = tmp_path / "clash_plugin.py"
+    clash.write_text(
+        "from tganbench import Strategy, hookimpl\n\n"
+        "class Other(Strategy):\n    name = 'finetune'\n    description = 'impostor'\n\n"
+        "@hookimpl\ndef tganbench_register_strategies(register):\n    register(Other)\n"
+    )
+    result = run_cli("list", "--plugin", str(clash))
+    assert result.code == 0
+    assert "already registered by 'tganbench.strategies.finetune'" in result.stderr
+    assert "impostor" not in result.stdout
+
+
+def test_every_hookspec_has_a_docstring():
+    specs = [f for name, f in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("tganbench_")]
+    assert len(specs) >= 6
+    for spec in specs:
+        assert spec.__doc__ and len(spec.__doc__.split()) >= 8, spec.__name__
