@@ -22,7 +22,7 @@ def test_extractor_is_registered_with_torch_fidelity():
 
 
 def test_fd_separates_source_from_target():
-    data = ShapesPair("shapes", "disk", "square").load(32)
+    data = ShapesPair("shapes", "disk", "triangle").load(32)
     evaluator = _evaluator(data.reference[:1000])
     same_domain = evaluator.score(data.target_pool[:1000])
     other_domain = evaluator.score(data.source[:1000])
@@ -32,7 +32,7 @@ def test_fd_separates_source_from_target():
 
 def test_fd_punishes_a_collapsed_generator():
     """100 distinct images repeated tenfold (mode collapse onto the shots) score worse than 1000 distinct."""
-    data = ShapesPair("shapes", "disk", "square").load(32)
+    data = ShapesPair("shapes", "disk", "triangle").load(32)
     evaluator = _evaluator(data.reference[:1000])
     diverse = evaluator.score(data.target_pool[:1000])["fd"]
     collapsed = evaluator.score(data.target_pool[:100].repeat(10, 1, 1, 1))["fd"]

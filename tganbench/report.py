@@ -26,7 +26,10 @@ def summary_table(cells: pd.DataFrame) -> pd.DataFrame:
         row["eval s"] = _mean_std(group["eval_seconds"], ".1f")
         row["trainable"] = f"{int(group['trainable_params'].iloc[0]):,} / {int(group['total_params'].iloc[0]):,}"
         rows.append(row)
-    return pd.DataFrame(rows).fillna("")
+    if any("not ok" in row for row in rows):
+        for row in rows:
+            row.setdefault("not ok", "")
+    return pd.DataFrame(rows)
 
 
 def _mean_std(values: pd.Series, spec: str) -> str:

@@ -194,7 +194,6 @@ def run(
 ) -> pd.DataFrame:
     """Run every cell of ``config`` and write the results folder; returns the cells table."""
     plan = plan_run(config, registry)
-    store = ResultsStore(out_dir)
     hook = registry.manager.hook
     started = datetime.now(timezone.utc)
     log(f"run: {len(plan.strategies)} strategies x {len(config.seeds)} seeds on '{config.pair}' "
@@ -209,6 +208,7 @@ def run(
         kid_subset_size=config.kid_subset_size,
         weights_path=config.feature_extractor_weights,
     )
+    store = ResultsStore(out_dir)
     source = None
     if any(strategy.from_source for strategy in plan.strategies):
         source = source_checkpoint(

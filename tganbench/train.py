@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
@@ -148,38 +149,34 @@ def train(
         for module in frozen:
             module.eval()
 
-    train_seconds = eval_seconds = 0.0
+    def clock() -> float:
+        _synchronize(device)  # CUDA work is asynchronous: wait before reading the time
+        return time.perf_counter()
 
-    def run_evaluation(step: int) -> None:
-        nonlocal eval_seconds
-        started = time.perf_counter()
+    def run_evaluation(step: int) -> float:
+        started = clock()
         evaluate(step)
-        _synchronize(device)
-        eval_seconds += time.perf_counter() - started
+        seconds = clock() - started
         train_modes()
+        return seconds
 
+    train_seconds = eval_seconds = 0.0
     if evaluate is not None:
-        run_evaluation(0)
+        eval_seconds += run_evaluation(0)
     train_modes()
     status, losses = "ok", {}
-    _synchronize(device)
-    started = time.perf_counter()
+    started = clock()
     for step in range(1, config.steps + 1):
         state.step = step
         step_losses = strategy.step(state)
-        check = step % config.check_every == 0 or step == config.steps
-        if check:
-            losses = {k: float(v) for k, v in step_losses.items()}
-            if not all(torch.isfinite(torch.tensor(v)) for v in losses.values()):
+        if step % config.check_every == 0 or step == config.steps:
+            losses = {name: float(value) for name, value in step_losses.items()}
+            if not all(math.isfinite(value) for value in losses.values()):
                 status = "diverged"
-        if evaluate is not None and (status == "diverged" or step == config.steps or (eval_every and step % eval_every == 0)):
-            _synchronize(device)
-            train_seconds += time.perf_counter() - started
-            if status == "ok":
-                run_evaluation(step)
-            started = time.perf_counter()
-        if status == "diverged":
-            break
-    _synchronize(device)
-    train_seconds += time.perf_counter() - started
+                break
+        if evaluate is not None and (step == config.steps or (eval_every and step % eval_every == 0)):
+            train_seconds += clock() - started
+            eval_seconds += run_evaluation(step)
+            started = clock()
+    train_seconds += clock() - started
     return TrainResult(status, state.step, train_seconds, eval_seconds, losses)

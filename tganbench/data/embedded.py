@@ -44,4 +44,4 @@ class ShapesPair(Pair):
 @hookimpl
 def tganbench_register_pairs(register) -> None:
     """Register the embedded shapes pair (the default)."""
-    register(ShapesPair("shapes", source_shape="disk", target_shape="square"))
+    register(ShapesPair("shapes", source_shape="disk", target_shape="triangle"))

@@ -1,0 +1,64 @@
+"""``--feature-extractor inception``: torch-fidelity's real loading code, exercised with local files only."""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from torch_fidelity import feature_extractor_inceptionv3 as inception_module
+
+from conftest import run_cli
+
+WEIGHTS_NAME = "weights-inception-2015-12-05-6726825d.pth"
+TINY_RUN = [
+    "run", "--profile", "smoke", "--strategies", "finetune", "--feature-extractor", "inception",
+    "--n-generated", "12", "--n-reference", "12", "--target-steps", "2", "--eval-every", "100",
+]
+
+
+@pytest.fixture(scope="module")
+def random_inception_weights(tmp_path_factory) -> Path:
+    """A weights file with Inception's exact layout but random values (the real one is a download)."""
+    path = tmp_path_factory.mktemp("inception") / WEIGHTS_NAME
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(inception_module, "load_state_dict_from_url", lambda *args, **kwargs: {})
+        patch.setattr(inception_module.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None)
+        network = inception_module.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    torch.save(network.state_dict(), path)
+    return path
+
+
+def test_offline_without_weights_is_one_clear_line(monkeypatch, tmp_path):
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("no internet")
+
+    monkeypatch.setattr(inception_module, "load_state_dict_from_url", no_network)
+    result = run_cli(*TINY_RUN, "--out", str(tmp_path / "out"))
+    assert result.code == 2
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("tganbench: error: cannot load the weights of feature extractor 'inception'")
+    assert "--feature-extractor-weights" in last
+    assert not (tmp_path / "out").exists()
+
+
+def test_weights_from_a_local_file_give_fid_columns(random_inception_weights, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli(*TINY_RUN, "--feature-extractor-weights", str(random_inception_weights), "--out", str(out))
+    assert result.code == 0, result.stderr
+    cells = pd.read_csv(out / "cells.csv")
+    assert cells.loc[0, "metric"] == "FID" and cells.loc[0, "extractor"] == "inception"
+    assert cells.loc[0, "n_reference"] == 12
+    assert "FID[inception] final" in result.stdout
+
+
+def test_weights_already_in_torch_home_need_no_download(random_inception_weights, tmp_path, monkeypatch):
+    checkpoints = tmp_path / "torch-home" / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / WEIGHTS_NAME).write_bytes(random_inception_weights.read_bytes())
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    result = run_cli(*TINY_RUN, "--out", str(tmp_path / "out"))
+    assert result.code == 0, result.stderr
