@@ -157,6 +157,7 @@ def run_cell(
         seed,
         evaluate=evaluate,
         eval_every=config.eval_every,
+        progress=f"{strategy.label} seed {seed}",
     )
     trainable, total = _parameter_counts(strategy, plan)
     final = evals[-1] if result.status == "ok" else None

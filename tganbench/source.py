@@ -81,7 +81,7 @@ def source_checkpoint(
 
     log(f"source: pretraining on {len(data.source)} {data.name} source images for {config.steps} steps")
     g, d = build_models(model, seed, device)
-    result = train(g, d, SourcePretraining(), data.source.to(device), config, seed)
+    result = train(g, d, SourcePretraining(), data.source.to(device), config, seed, progress="source")
     if result.status != "ok":
         raise RuntimeError(f"source pretraining diverged at step {result.steps}; try a lower --lr")
     saved = {

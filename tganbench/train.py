@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from tganbench.models import Discriminator, Generator
 
@@ -120,13 +121,15 @@ def train(
     seed: int,
     evaluate: Callable[[int], None] | None = None,
     eval_every: int = 0,
+    progress: str | None = None,
 ) -> TrainResult:
     """Train ``g`` and ``d`` in place on ``images`` (uint8, on the training device).
 
     ``evaluate(step)`` is called at step 0, every ``eval_every`` steps and after
     the last step; its time is counted as evaluation, not training. Losses are
     read back to the host only every ``config.check_every`` steps, where a
-    non-finite loss stops the run with status "diverged".
+    non-finite loss stops the run with status "diverged". With ``progress`` set,
+    a progress bar of that name is shown when stderr is a terminal.
     """
     device = images.device
     frozen = strategy.frozen(g, d)
@@ -165,10 +168,12 @@ def train(
         eval_seconds += run_evaluation(0)
     train_modes()
     status, losses = "ok", {}
+    bar = tqdm(total=config.steps, desc=progress, unit="step", leave=False, disable=None if progress else True)
     started = clock()
     for step in range(1, config.steps + 1):
         state.step = step
         step_losses = strategy.step(state)
+        bar.update()
         if step % config.check_every == 0 or step == config.steps:
             losses = {name: float(value) for name, value in step_losses.items()}
             if not all(math.isfinite(value) for value in losses.values()):
@@ -179,4 +184,5 @@ def train(
             eval_seconds += run_evaluation(step)
             started = clock()
     train_seconds += clock() - started
+    bar.close()
     return TrainResult(status, state.step, train_seconds, eval_seconds, losses)
