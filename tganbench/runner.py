@@ -80,6 +80,7 @@ class Plan:
     shots: dict[int, Shots]
     model: ModelConfig
     extractor: Any
+    fingerprint: str
 
 
 def plan_run(config: RunConfig, registry: Registry) -> Plan:
@@ -102,15 +103,8 @@ def plan_run(config: RunConfig, registry: Registry) -> Plan:
     device = resolve_device(config.device)
     data = registry.pairs[config.pair].obj.load(config.resolution)
     shots = {seed: draw_shots(data, config.shots, seed) for seed in config.seeds}
-    return Plan(config, device, data, strategies, shots, model, registry.extractors[config.feature_extractor].obj)
-
-
-def _parameter_counts(strategy: Strategy, plan: Plan) -> tuple[int, int]:
-    """(trainable, total) parameters of G and D under ``strategy``'s freezing."""
-    g, d = build_models(plan.model, seed=0, device=torch.device("cpu"))
-    frozen = {id(p) for module in strategy.frozen(g, d) for p in module.parameters()}
-    every = list(g.parameters()) + list(d.parameters())
-    return sum(p.numel() for p in every if id(p) not in frozen), sum(p.numel() for p in every)
+    extractor = registry.extractors[config.feature_extractor].obj
+    return Plan(config, device, data, strategies, shots, model, extractor, data.fingerprint())
 
 
 def run_cell(
@@ -131,7 +125,7 @@ def run_cell(
     ).to(device)
     cell = {
         "pair": config.pair,
-        "pair_fingerprint": plan.data.fingerprint(),
+        "pair_fingerprint": plan.fingerprint,
         "shots": config.shots,
         "shots_fingerprint": plan.shots[seed].fingerprint,
         "strategy": strategy.label,
@@ -159,7 +153,6 @@ def run_cell(
         eval_every=config.eval_every,
         progress=f"{strategy.label} seed {seed}",
     )
-    trainable, total = _parameter_counts(strategy, plan)
     final = evals[-1] if result.status == "ok" else None
     best = min(evals, key=lambda row: row["fd"]) if evals else None
     cell.update(
@@ -173,8 +166,8 @@ def run_cell(
         train_seconds=result.train_seconds,
         eval_seconds=result.eval_seconds,
         steps_per_second=result.steps / result.train_seconds if result.train_seconds else float("nan"),
-        trainable_params=trainable,
-        total_params=total,
+        trainable_params=result.trainable_params,
+        total_params=sum(p.numel() for p in g.parameters()) + sum(p.numel() for p in d.parameters()),
         device=device_name(device),
         metric=plan.extractor.metric,
         extractor=plan.extractor.name,
@@ -227,7 +220,7 @@ def run(
         "versions": _versions(),
         "git_revision": _git_revision(),
         "device": device_name(plan.device),
-        "pair_fingerprint": plan.data.fingerprint(),
+        "pair_fingerprint": plan.fingerprint,
         "n_reference": evaluator.n_reference,
         "source": {
             "key": source.key if source else None,

@@ -100,6 +100,7 @@ class TrainResult:
     steps: int
     train_seconds: float
     eval_seconds: float
+    trainable_params: int
     losses: dict[str, float] = field(default_factory=dict)
 
 
@@ -185,4 +186,8 @@ def train(
             started = clock()
     train_seconds += clock() - started
     bar.close()
-    return TrainResult(status, state.step, train_seconds, eval_seconds, losses)
+    trainable = sum(
+        p.numel() for optimizer in (state.g_opt, state.d_opt) if optimizer
+        for group in optimizer.param_groups for p in group["params"]
+    )
+    return TrainResult(status, state.step, train_seconds, eval_seconds, trainable, losses)
