@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 
-from tganbench.config import PROFILES, default_cache_dir, parse_seeds, resolve_config
+from tganbench.config import PROFILES, RunConfig, default_cache_dir, parse_seeds, resolve_config
 from tganbench.errors import UsageError
 from tganbench.plugins import Registry, load_plugins
 
@@ -63,26 +64,11 @@ def _command_run(args: argparse.Namespace) -> int:
     from tganbench.report import format_table, summary_table
     from tganbench.runner import run
 
-    config = resolve_config(
-        args.profile,
-        pair=args.pair,
-        strategies=args.strategies,
-        shots=args.shots,
-        seeds=parse_seeds(args.seeds) if args.seeds is not None else None,
-        source_steps=args.source_steps,
-        target_steps=args.target_steps,
-        eval_every=args.eval_every,
-        n_generated=args.n_generated,
-        n_reference=args.n_reference,
-        batch_size=args.batch_size,
-        width=args.width,
-        resolution=args.resolution,
-        lr=args.lr,
-        device=args.device,
-        feature_extractor=args.feature_extractor,
-        feature_extractor_weights=args.feature_extractor_weights,
-        plugins=tuple(args.plugin),
-    )
+    # Every `run` flag named like a RunConfig field is a setting; None means "not given".
+    settings = {f.name: getattr(args, f.name) for f in fields(RunConfig) if f.name in vars(args)}
+    settings["seeds"] = parse_seeds(args.seeds) if args.seeds is not None else None
+    settings["plugins"] = tuple(args.plugin)
+    config = resolve_config(**settings)
     registry = load_plugins(args.plugin)
     _warn(registry)
     out_dir = Path(args.out) if args.out else Path("results") / f"{datetime.now():%Y%m%d-%H%M%S}-{config.pair}"
