@@ -31,10 +31,29 @@ def run_cli(*args: str) -> CliResult:
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test shares one throwaway source-checkpoint cache, never the user's."""
+    """Every test shares one throwaway source-checkpoint cache, never the user's.
+
+    Installed entry-point plugins (such as plugins/tganbench-l2sp) are not loaded,
+    so "all" means the built-ins here; tests about entry points opt back in.
+    """
     cache = tmp_path_factory.getbasetemp() / "tganbench-cache"
     monkeypatch.setenv("TGANBENCH_CACHE", str(cache))
+    monkeypatch.setenv("TGANBENCH_LOAD_PLUGINS", "")
+    monkeypatch.delenv("TGANBENCH_DISABLE_PLUGINS", raising=False)
     return cache
+
+
+def install_fake_distribution(folder: Path, name: str, entry_points: dict[str, str]) -> None:
+    """Make ``folder`` look like site-packages holding distribution ``name`` with ``tganbench`` entry points.
+
+    importlib.metadata finds it once ``folder`` is on sys.path: the same discovery
+    a ``pip install`` gives, without the network or touching the environment.
+    """
+    info = folder / f"{name}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    lines = "".join(f"{key} = {value}\n" for key, value in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[tganbench]\n{lines}")
 
 
 @pytest.fixture(scope="session")
@@ -43,5 +62,6 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, CliResult
     out = tmp_path_factory.mktemp("smoke") / "run"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TGANBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "tganbench-cache"))
+        patch.setenv("TGANBENCH_LOAD_PLUGINS", "")
         result = run_cli("run", "--strategies", "all", "--profile", "smoke", "--out", str(out))
     return out, result

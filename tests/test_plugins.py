@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import importlib.metadata
-import inspect
 import sys
 import textwrap
 
 import pandas as pd
 import pytest
 
-from conftest import run_cli
-from tganbench import hookspecs
+from conftest import install_fake_distribution, run_cli
 from tganbench.plugins import DEFAULT_PLUGINS, load_plugins
 
 PLUGIN_SOURCE = textwrap.dedent(
@@ -134,8 +132,83 @@ def test_a_strategy_name_clash_keeps_the_first_and_warns(tmp_path):
     assert "impostor" not in result.stdout
 
 
-def test_every_hookspec_has_a_docstring():
-    specs = [f for name, f in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("tganbench_")]
-    assert len(specs) >= 6
-    for spec in specs:
-        assert spec.__doc__ and len(spec.__doc__.split()) >= 8, spec.__name__
+PAIR_AND_EXTRACTOR_PLUGIN = '''
+from tganbench import hookimpl
+from tganbench.data.embedded import ShapesPair
+from tganbench.metrics.extractors import ExtractorSpec
+
+
+@hookimpl
+def tganbench_register_pairs(register):
+    register(ShapesPair("tiny-rings", "disk", "ring", n_source=400, n_target_pool=300, n_reference=300))
+
+
+@hookimpl
+def tganbench_register_feature_extractors(register):
+    register(ExtractorSpec(
+        name="shapes-again", fidelity_name="tganbench-shapes", feature_layer="features", metric="FD",
+        description="the shapes network under another name", module="tganbench.metrics.shapes_extractor",
+    ))
+'''
+
+
+def test_a_plugin_can_add_a_pair_and_a_feature_extractor(tmp_path):
+    plugin = tmp_path / "pair_plugin.py"
+    plugin.write_text(PAIR_AND_EXTRACTOR_PLUGIN)
+    listed = run_cli("list", "--plugin", str(plugin))
+    assert "tiny-rings" in listed.stdout and "shapes-again" in listed.stdout
+    out = tmp_path / "run"
+    result = run_cli(
+        "run", "--plugin", str(plugin), "--pair", "tiny-rings", "--feature-extractor", "shapes-again",
+        "--strategies", "finetune", "--profile", "smoke", "--out", str(out),
+    )
+    assert result.code == 0, result.stderr
+    cells = pd.read_csv(out / "cells.csv")
+    assert cells.loc[0, "pair"] == "tiny-rings" and cells.loc[0, "extractor"] == "shapes-again"
+
+
+def test_a_broken_plugin_does_not_stop_the_built_ins_from_running(tmp_path):
+    broken = tmp_path / "broken_plugin.py"
+    broken.write_text("raise RuntimeError('this plugin is broken')\n")
+    out = tmp_path / "run"
+    result = run_cli("run", "--plugin", str(broken), "--strategies", "finetune", "--profile", "smoke", "--out", str(out))
+    assert result.code == 0, result.stderr
+    assert "failed to load: RuntimeError: this plugin is broken" in result.stderr
+    assert (out / "cells.csv").is_file()
+
+
+@pytest.fixture
+def two_installed_plugins(tmp_path, monkeypatch):
+    """Two entry-point plugins, 'alpha' and 'beta', each registering one strategy."""
+    site = tmp_path / "site"
+    for name in ("alpha", "beta"):
+        (tmp_path / "src").mkdir(exist_ok=True)
+        (tmp_path / "src" / f"plugin_{name}.py").write_text(
+            "from tganbench import Strategy, hookimpl\n\n"
+            f"class S(Strategy):\n    name = 'from-{name}'\n    description = '{name}'\n\n"
+            "@hookimpl\ndef tganbench_register_strategies(register):\n    register(S)\n"
+        )
+    install_fake_distribution(site, "two_plugins", {"alpha": "plugin_alpha", "beta": "plugin_beta"})
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv("TGANBENCH_LOAD_PLUGINS")
+    yield
+    for name in ("plugin_alpha", "plugin_beta"):
+        sys.modules.pop(name, None)
+
+
+@pytest.mark.parametrize(
+    "variable, value, expected",
+    [
+        (None, None, {"from-alpha", "from-beta"}),
+        ("TGANBENCH_LOAD_PLUGINS", "beta", {"from-beta"}),
+        ("TGANBENCH_LOAD_PLUGINS", "", set()),
+        ("TGANBENCH_DISABLE_PLUGINS", "alpha", {"from-beta"}),
+    ],
+)
+def test_environment_chooses_which_entry_points_load(two_installed_plugins, monkeypatch, variable, value, expected):
+    if variable:
+        monkeypatch.setenv(variable, value)
+    registry = load_plugins()
+    assert {name for name in registry.strategies if name.startswith("from-")} == expected
+    assert "finetune" in registry.strategies  # built-ins always load

@@ -1,32 +1,70 @@
-"""The README's plugin example works as printed."""
+"""The README's "Write a strategy plugin" section works step by step, as printed."""
+
+from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
-from conftest import run_cli
+from conftest import install_fake_distribution, run_cli
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-
-
-def _plugin_example() -> str:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-    return next(block for block in blocks if block.startswith("# my_freeze.py"))
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 
-def test_readme_plugin_example_lists_and_runs(tmp_path):
-    plugin = tmp_path / "my_freeze.py"
-    plugin.write_text(_plugin_example())
-    listed = run_cli("list", "--plugin", str(plugin))
+def _block(language: str, first_line: str) -> str:
+    blocks = re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+    return next(block for block in blocks if block.startswith(first_line))
+
+
+@pytest.fixture
+def plugin_dir(tmp_path, monkeypatch):
+    """A folder holding the README's my_freeze.py, on sys.path like the README's PYTHONPATH step."""
+    folder = tmp_path / "plugin"
+    folder.mkdir()
+    (folder / "my_freeze.py").write_text(_block("python", "# my_freeze.py"))
+    monkeypatch.syspath_prepend(str(folder))
+    yield folder
+    sys.modules.pop("my_freeze", None)
+
+
+def test_example_is_about_25_lines():
+    assert len(_block("python", "# my_freeze.py").strip().splitlines()) <= 30
+
+
+@pytest.mark.parametrize("how", ["file", "module"])
+def test_example_lists_and_runs_beside_the_built_ins(plugin_dir, tmp_path, how):
+    spec = str(plugin_dir / "my_freeze.py") if how == "file" else "my_freeze"
+    listed = run_cli("list", "--plugin", spec)
     assert listed.code == 0, listed.stderr
-    assert "freeze-d-but-last" in listed.stdout
+    assert any(line.startswith("freeze-d-but-last") and spec in line for line in listed.stdout.splitlines())
     out = tmp_path / "run"
     result = run_cli(
-        "run", "--plugin", str(plugin), "--strategies", "freeze-d-but-last,freeze-d,finetune",
+        "run", "--plugin", spec, "--strategies", "freeze-d-but-last,freeze-d,finetune",
         "--profile", "smoke", "--out", str(out),
     )
     assert result.code == 0, result.stderr
     cells = pd.read_csv(out / "cells.csv")
     assert list(cells["strategy"]) == ["freeze-d-but-last", "freeze-d", "finetune"]
     assert cells.loc[0, "trainable_params"] < cells.loc[1, "trainable_params"] < cells.loc[2, "trainable_params"]
+
+
+def test_example_passes_check_plugin(plugin_dir):
+    result = run_cli("check-plugin", "freeze-d-but-last", "--plugin", str(plugin_dir / "my_freeze.py"))
+    assert result.code == 0, result.stdout + result.stderr
+    assert "7 of 7 checks passed" in result.stdout
+
+
+def test_example_packaged_with_the_readme_entry_point_is_discovered(plugin_dir, tmp_path, monkeypatch):
+    toml = _block("toml", "[project.entry-points.tganbench]")
+    entry_points = dict(re.findall(r'^([\w-]+) = "([\w.:]+)"$', toml, flags=re.M))
+    assert entry_points == {"my-freeze": "my_freeze"}
+    site = tmp_path / "site"
+    install_fake_distribution(site, "my_freeze", entry_points)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv("TGANBENCH_LOAD_PLUGINS")
+    listed = run_cli("list")
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("freeze-d-but-last"))
+    assert row.rstrip().endswith("my-freeze")

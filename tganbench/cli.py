@@ -52,6 +52,12 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-dir", default=None, help="source checkpoint cache (default: $TGANBENCH_CACHE or ~/.cache/tganbench)")
 
     commands.add_parser("list", parents=[plugin_option], help="show registered strategies, pairs and extractors")
+
+    check = commands.add_parser(
+        "check-plugin", parents=[plugin_option], help="run one strategy through the plugin contract (smoke profile)"
+    )
+    check.add_argument("strategy", help="NAME or NAME[key=value,...]")
+    check.add_argument("--cache-dir", default=None, help="source checkpoint cache (as for run)")
     return parser
 
 
@@ -98,13 +104,28 @@ def _command_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_check_plugin(args: argparse.Namespace) -> int:
+    from tganbench.check import check_strategy
+
+    registry = load_plugins(args.plugin)
+    _warn(registry)
+    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    checks = check_strategy(args.strategy, registry, cache_dir)
+    for check in checks:
+        print(check.line())
+    failed = sum(not check.passed for check in checks)
+    print(f"check-plugin {args.strategy}: {len(checks) - failed} of {len(checks)} checks passed")
+    return 0 if failed == 0 else 1
+
+
+COMMANDS = {"run": _command_run, "list": _command_list, "check-plugin": _command_check_plugin}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tganbench`` console script; returns the exit code."""
     try:
         args = _build_parser().parse_args(argv)
-        if args.command == "run":
-            return _command_run(args)
-        return _command_list(args)
+        return COMMANDS[args.command](args)
     except UsageError as error:
         print("tganbench: error: " + " ".join(str(error).split()), file=sys.stderr)
         return 2

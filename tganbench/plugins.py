@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,8 +64,23 @@ def _import_plugin(spec: str) -> ModuleType:
     return importlib.import_module(spec)
 
 
+def _names_from_env(variable: str) -> set[str] | None:
+    """Comma-separated names in an environment variable; None when it is not set."""
+    value = os.environ.get(variable)
+    if value is None:
+        return None
+    return {name.strip() for name in value.split(",") if name.strip()}
+
+
 def _entry_points() -> list[importlib.metadata.EntryPoint]:
-    return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+    """The ``tganbench`` entry points, filtered by TGANBENCH_LOAD_PLUGINS / TGANBENCH_DISABLE_PLUGINS.
+
+    TGANBENCH_LOAD_PLUGINS set (even empty) loads only the named entry points;
+    TGANBENCH_DISABLE_PLUGINS loads all but the named ones.
+    """
+    found = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+    only, skip = _names_from_env("TGANBENCH_LOAD_PLUGINS"), _names_from_env("TGANBENCH_DISABLE_PLUGINS") or set()
+    return [ep for ep in found if (only is None or ep.name in only) and ep.name not in skip]
 
 
 def _collect(registry: Registry, hook_name: str, kind: str, into: dict[str, Registered]) -> None:
@@ -86,7 +102,7 @@ def _collect(registry: Registry, hook_name: str, kind: str, into: dict[str, Regi
         try:
             impl.function(register=register)
         except Exception as error:  # a broken plugin must not take the others down
-            registry.warnings.append(f"plugin '{plugin_name}' failed to register {kind}s: {error}")
+            registry.warnings.append(f"plugin '{plugin_name}' failed in {hook_name}: {type(error).__name__}: {error}")
 
 
 def load_plugins(extra: Sequence[str] = ()) -> Registry:

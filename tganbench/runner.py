@@ -27,7 +27,7 @@ from tganbench.report import summary_markdown
 from tganbench.source import SourceCheckpoint, source_checkpoint
 from tganbench.store import ResultsStore
 from tganbench.strategy import Strategy, parse_strategies
-from tganbench.train import TrainConfig, to_uint8, train
+from tganbench.train import TrainConfig, sample_images, train
 
 # Evaluation noise is drawn from this offset of the cell seed, apart from the training RNG.
 EVAL_NOISE_SEED_OFFSET = 1_000_003
@@ -107,6 +107,12 @@ def plan_run(config: RunConfig, registry: Registry) -> Plan:
     return Plan(config, device, data, strategies, shots, model, extractor, data.fingerprint())
 
 
+def evaluation_noise(config: RunConfig, seed: int, device: torch.device) -> torch.Tensor:
+    """The fixed latents every strategy is evaluated on for ``seed`` (drawn on the CPU, so device-independent)."""
+    generator = torch.Generator().manual_seed(seed + EVAL_NOISE_SEED_OFFSET)
+    return torch.randn((config.n_generated, config.z_dim), generator=generator).to(device)
+
+
 def run_cell(
     plan: Plan,
     strategy: Strategy,
@@ -120,9 +126,7 @@ def run_cell(
     if strategy.from_source:
         g.load_state_dict(source.g)
         d.load_state_dict(source.d)
-    noise = torch.randn(
-        (config.n_generated, config.z_dim), generator=torch.Generator().manual_seed(seed + EVAL_NOISE_SEED_OFFSET)
-    ).to(device)
+    noise = evaluation_noise(config, seed, device)
     cell = {
         "pair": config.pair,
         "pair_fingerprint": plan.fingerprint,
@@ -135,11 +139,8 @@ def run_cell(
     }
     evals: list[dict[str, Any]] = []
 
-    @torch.no_grad()
     def evaluate(step: int) -> None:
-        g.eval()
-        images = torch.cat([to_uint8(g(noise[i : i + 500])) for i in range(0, len(noise), 500)])
-        scores = evaluator.score(images)
+        scores = evaluator.score(sample_images(g, noise))
         evals.append({**{k: cell[k] for k in ("pair", "shots", "strategy", "seed")}, "step": step, **scores})
 
     result = train(

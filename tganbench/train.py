@@ -40,6 +40,13 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 
+@torch.no_grad()
+def sample_images(g: Generator, noise: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """uint8 images from ``g`` in eval mode for each row of ``noise`` (the evaluation samples)."""
+    g.eval()
+    return torch.cat([to_uint8(g(noise[i : i + batch_size])) for i in range(0, len(noise), batch_size)])
+
+
 @dataclass
 class TrainState:
     """What a step needs: models, optimizers, the device-resident images and the cell's RNG."""

@@ -1,0 +1,159 @@
+"""``tganbench check-plugin``: run one strategy through the plugin contract on the smoke profile."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tganbench.config import resolve_config
+from tganbench.data.pairs import draw_shots
+from tganbench.errors import UsageError
+from tganbench.metrics.evaluator import Evaluator
+from tganbench.models import ModelConfig, build_models
+from tganbench.plugins import Registry
+from tganbench.runner import evaluation_noise
+from tganbench.source import source_checkpoint
+from tganbench.strategy import Strategy, parse_strategies
+from tganbench.train import TrainConfig, TrainResult, sample_images, train
+
+CPU = torch.device("cpu")
+
+
+@dataclass
+class Check:
+    """The outcome of one contract check."""
+
+    name: str
+    passed: bool
+    detail: str = ""
+
+    def line(self) -> str:
+        """``PASS name (detail)`` or ``FAIL name: detail``, one line."""
+        if self.passed:
+            return f"PASS  {self.name}" + (f" ({self.detail})" if self.detail else "")
+        return f"FAIL  {self.name}: {self.detail}"
+
+
+@dataclass
+class _Trained:
+    state: dict[str, torch.Tensor]
+    before: dict[str, torch.Tensor]
+    frozen: set[str]
+    parameters: set[str]
+    result: TrainResult
+    g: torch.nn.Module
+
+
+def _train_once(strategy: Strategy, setup: dict, seed: int) -> _Trained:
+    """Train a fresh copy of ``strategy`` for the smoke budget and record what changed."""
+    strategy = strategy.fresh_copy()
+    g, d = build_models(setup["model"], seed, CPU)
+    if strategy.from_source:
+        g.load_state_dict(setup["source"].g)
+        d.load_state_dict(setup["source"].d)
+    named = {}
+    for prefix, module in (("g", g), ("d", d)):
+        named.update({f"{prefix}.{n}": t for n, t in itertools.chain(module.named_parameters(), module.named_buffers())})
+    parameters = {f"g.{n}" for n, _ in g.named_parameters()} | {f"d.{n}" for n, _ in d.named_parameters()}
+    frozen_ids = {id(t) for m in strategy.frozen(g, d) for t in itertools.chain(m.parameters(), m.buffers())}
+    frozen = {name for name, tensor in named.items() if id(tensor) in frozen_ids}
+    before = {name: tensor.detach().clone() for name, tensor in named.items()}
+    result = train(g, d, strategy, setup["shots"], setup["train"], seed)
+    state = {name: tensor.detach().clone() for name, tensor in named.items()}
+    return _Trained(state, before, frozen, parameters, result, g)
+
+
+def _first(names: list[str], verb: str) -> str:
+    shown = ", ".join(sorted(names)[:3])
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    return f"{shown}{more} {verb}"
+
+
+def check_strategy(spec: str, registry: Registry, cache_dir: Path) -> list[Check]:
+    """Run every contract check for ``spec`` (``NAME`` or ``NAME[k=v,...]``); stops early only when it must."""
+    name = spec.split("[", 1)[0]
+    if name not in registry.strategies:
+        raise UsageError(f"unknown strategy '{name}' (available: {', '.join(registry.strategies)})")
+    entry = registry.strategies[name]
+    problems = [w for w in registry.warnings if f"strategy '{name}'" in w]
+    if not entry.obj.description:
+        problems.append("the strategy class has no description")
+    checks = [Check("registers cleanly", not problems, problems[0] if problems else f"plugin '{entry.plugin}'")]
+
+    available = {n: e.obj for n, e in registry.strategies.items()}
+    try:
+        strategy = parse_strategies(spec, available)[0]
+        defaults = ",".join(f"{k}={v}" for k, v in entry.obj.parameters.items())
+        round_trip = parse_strategies(f"{name}[{defaults}]", available)[0].params
+        if round_trip != entry.obj.parameters:
+            raise UsageError(f"defaults {entry.obj.parameters} parse back as {round_trip}")
+        g, d = build_models(ModelConfig(), 0, CPU)
+        strategy.frozen(g, d)
+    except (UsageError, ValueError) as error:
+        checks.append(Check("parameters parse", False, str(error)))
+        return checks
+    checks.append(Check("parameters parse", True, strategy.label))
+
+    config = resolve_config("smoke")
+    data = registry.pairs[config.pair].obj.load(config.resolution)
+    model = ModelConfig(resolution=config.resolution, width=config.width, z_dim=config.z_dim)
+    train_config = TrainConfig(steps=config.target_steps, batch_size=config.batch_size, lr=config.lr)
+    setup = {
+        "model": model,
+        "shots": draw_shots(data, config.shots, seed=0).images,
+        "train": train_config,
+        "source": source_checkpoint(
+            data, model, TrainConfig(steps=config.source_steps, batch_size=config.batch_size, lr=config.lr),
+            config.source_seed, CPU, cache_dir, log=lambda message: None,
+        ),
+    }
+    first = _train_once(strategy, setup, seed=0)
+
+    non_finite = [n for n, t in first.state.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    finite = first.result.status == "ok" and not non_finite
+    losses = ", ".join(f"{k} {v:.3g}" for k, v in first.result.losses.items())
+    detail = f"{first.result.steps} steps; final {losses}"
+    if not finite:
+        detail = f"status {first.result.status} at step {first.result.steps}" + (
+            f"; non-finite {_first(non_finite, 'weights')}" if non_finite else ""
+        )
+    checks.append(Check("trains without non-finite losses", finite, detail))
+
+    moved = [n for n in first.frozen if not torch.equal(first.before[n], first.state[n])]
+    checks.append(Check(
+        "frozen parameters and buffers bit-identical",
+        not moved,
+        _first(moved, "changed") if moved else f"{len(first.frozen)} tensors frozen",
+    ))
+    trained = first.parameters - first.frozen
+    still = [n for n in trained if torch.equal(first.before[n], first.state[n])]
+    checks.append(Check(
+        "every other parameter changed",
+        not still,
+        _first(still, "did not change") if still else f"{len(trained)} parameters trained",
+    ))
+
+    second = _train_once(strategy, setup, seed=0)
+    different = [n for n in first.state if not torch.equal(first.state[n], second.state[n])]
+    same_losses = first.result.losses == second.result.losses or not finite
+    checks.append(Check(
+        "deterministic for a seed",
+        not different and same_losses,
+        _first(different, "differ between two runs") if different else ("" if same_losses else "losses differ"),
+    ))
+
+    evaluator = Evaluator(
+        registry.extractors[config.feature_extractor].obj, data.reference[: config.n_reference], CPU,
+        kid_subsets=config.kid_subsets, kid_subset_size=config.kid_subset_size,
+    )
+    scores = evaluator.score(sample_images(first.g, evaluation_noise(config, 0, CPU)))
+    checks.append(Check(
+        "finite metrics",
+        all(math.isfinite(v) for v in scores.values()),
+        ", ".join(f"{k} {v:.4g}" for k, v in scores.items()),
+    ))
+    return checks
