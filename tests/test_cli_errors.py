@@ -75,3 +75,10 @@ def test_console_script_bad_input_has_no_traceback():
     assert result.stderr.strip() == (
         "tganbench: error: strategy 'freeze-d': unknown parameter 'nope' (parameters: layers)"
     )
+
+
+def test_list_into_a_closed_pipe_has_no_traceback():
+    """`tganbench list | true`: the reader is gone before anything is written (importing torch takes seconds)."""
+    command = f"{sys.executable} -m tganbench.cli list | true"
+    result = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr

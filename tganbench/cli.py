@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import fields
 from datetime import datetime
@@ -132,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tganbench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`tganbench list | head`): silence the final flush and stop.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":
