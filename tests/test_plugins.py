@@ -28,6 +28,10 @@ PLUGIN_SOURCE = textwrap.dedent(
         def frozen(self, g, d):
             return list(d.stages)[: len(d.stages) - self.params["keep"]]
 
+        def step(self, state):
+            CALLS.append(("step", state.step))
+            return super().step(state)
+
 
     @hookimpl
     def tganbench_register_strategies(register):
@@ -88,6 +92,8 @@ def test_plugin_strategy_runs_and_every_observer_hook_is_called(plugin_file, tmp
     assert cells.loc[0, "trainable_params"] < cells.loc[1, "trainable_params"]
     calls = sys.modules["my_tgan_plugin"].CALLS
     assert ("evaluated", "freeze-most-of-d[keep=2]", 20) in calls
+    # Observers hear of an evaluation while the cell is still training.
+    assert calls.index(("evaluated", "freeze-most-of-d[keep=2]", 10)) < calls.index(("step", 11))
     assert ("cell", "finetune", "ok") in calls
     assert calls[-1] == ("run", str(out), 2)
 

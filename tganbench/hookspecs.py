@@ -43,7 +43,9 @@ def tganbench_register_feature_extractors(register) -> None:
 
 @hookspec
 def tganbench_evaluated(row: dict) -> None:
-    """Called after every evaluation of every cell with the row written to ``evals.csv``.
+    """Called as soon as an evaluation of a cell is scored, with its ``evals.csv`` row.
+
+    The row reaches ``evals.csv`` when the cell finishes.
 
     Observers (loggers, dashboards) use it; the return value is ignored.
     """

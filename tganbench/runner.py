@@ -119,8 +119,12 @@ def run_cell(
     seed: int,
     source: SourceCheckpoint | None,
     evaluator: Evaluator,
+    on_evaluated: Callable[[dict[str, Any]], None] = lambda row: None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Train one strategy for one seed and evaluate it; returns its cells.csv row and evals.csv rows."""
+    """Train one strategy for one seed and evaluate it; returns its cells.csv row and evals.csv rows.
+
+    ``on_evaluated(row)`` is called as soon as each evaluation is scored.
+    """
     config, device = plan.config, plan.device
     g, d = build_models(plan.model, seed, device)
     if strategy.from_source:
@@ -142,6 +146,7 @@ def run_cell(
     def evaluate(step: int) -> None:
         scores = evaluator.score(sample_images(g, noise))
         evals.append({**{k: cell[k] for k in ("pair", "shots", "strategy", "seed")}, "step": step, **scores})
+        on_evaluated(evals[-1])
 
     result = train(
         g,
@@ -236,10 +241,11 @@ def run(
     total = len(plan.strategies) * len(config.seeds)
     for seed in config.seeds:
         for strategy in plan.strategies:
-            cell, evals = run_cell(plan, strategy.fresh_copy(), seed, source, evaluator)
+            cell, evals = run_cell(
+                plan, strategy.fresh_copy(), seed, source, evaluator,
+                on_evaluated=lambda row: hook.tganbench_evaluated(row=row),
+            )
             store.add_cell(cell, evals)
-            for row in evals:
-                hook.tganbench_evaluated(row=row)
             hook.tganbench_cell_finished(row=cell)
             log(f"cell {len(store.cells)}/{total} {cell['strategy']} seed {seed}: {cell['status']}, "
                 f"{cell['metric']} {cell['fd_final']:.2f} (best {cell['fd_best']:.2f} at step {cell['fd_best_step']}), "
