@@ -33,6 +33,7 @@ BAD_INPUTS = [
     (["--feature-extractor", "nope"], "unknown feature extractor 'nope' (available: shapes, inception"),
     (["--resolution", "48"], "--resolution must be one of 16, 32, 64, got 48"),
     (["--device", "tpu"], "--device must be auto, cpu or cuda, got 'tpu'"),
+    (["--precision", "fp16"], "--precision must be fp32 or bf16, got 'fp16'"),
 ]
 
 

@@ -18,7 +18,7 @@ from tganbench.plugins import Registry
 from tganbench.runner import evaluation_noise
 from tganbench.source import source_checkpoint
 from tganbench.strategy import Strategy, parse_strategies
-from tganbench.train import TrainConfig, TrainResult, sample_images, train
+from tganbench.train import TrainResult, sample_images, train
 
 CPU = torch.device("cpu")
 
@@ -101,13 +101,13 @@ def check_strategy(spec: str, registry: Registry, cache_dir: Path) -> list[Check
     config = resolve_config("smoke")
     data = registry.pairs[config.pair].obj.load(config.resolution)
     model = ModelConfig(resolution=config.resolution, width=config.width, z_dim=config.z_dim)
-    train_config = TrainConfig(steps=config.target_steps, batch_size=config.batch_size, lr=config.lr)
+    train_config = config.train_config(config.target_steps)
     setup = {
         "model": model,
         "shots": draw_shots(data, config.shots, seed=0).images,
         "train": train_config,
         "source": source_checkpoint(
-            data, model, TrainConfig(steps=config.source_steps, batch_size=config.batch_size, lr=config.lr),
+            data, model, config.train_config(config.source_steps),
             config.source_seed, CPU, cache_dir, log=lambda message: None,
         ),
     }

@@ -9,6 +9,7 @@ from typing import Any
 
 from tganbench.errors import UsageError
 from tganbench.models.dcgan import RESOLUTIONS
+from tganbench.train import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,15 @@ class RunConfig:
     feature_extractor: str = "shapes"
     feature_extractor_weights: str | None = None
     device: str = "auto"
+    precision: str = "fp32"
+    compile: bool = False
     plugins: tuple[str, ...] = field(default_factory=tuple)
+
+    def train_config(self, steps: int) -> TrainConfig:
+        """The optimisation settings of this run for a phase of ``steps`` steps."""
+        return TrainConfig(
+            steps=steps, batch_size=self.batch_size, lr=self.lr, precision=self.precision, compile=self.compile
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dictionary (for the manifest)."""
@@ -94,6 +103,8 @@ def resolve_config(profile: str = "quick", **overrides: Any) -> RunConfig:
         raise UsageError(f"--resolution must be one of {', '.join(map(str, RESOLUTIONS))}, got {config.resolution}")
     if config.lr <= 0:
         raise UsageError(f"--lr must be positive, got {config.lr}")
+    if config.precision not in ("fp32", "bf16"):
+        raise UsageError(f"--precision must be fp32 or bf16, got '{config.precision}'")
     if config.device not in ("auto", "cpu", "cuda"):
         raise UsageError(f"--device must be auto, cpu or cuda, got '{config.device}'")
     return config

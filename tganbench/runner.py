@@ -26,7 +26,12 @@ from tganbench.report import summary_markdown
 from tganbench.source import SourceCheckpoint, source_checkpoint
 from tganbench.store import ResultsStore
 from tganbench.strategy import Strategy, parse_strategies
-from tganbench.train import TrainConfig, sample_images, train
+from tganbench.train import sample_images, train
+
+try:
+    import resource  # Unix only
+except ImportError:  # pragma: no cover
+    resource = None
 
 # Evaluation noise is drawn from this offset of the cell seed, apart from the training RNG.
 EVAL_NOISE_SEED_OFFSET = 1_000_003
@@ -38,6 +43,8 @@ def resolve_device(name: str) -> torch.device:
         raise UsageError("--device cuda was requested but no CUDA device is available")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels once
     return torch.device(name)
 
 
@@ -106,6 +113,18 @@ def plan_run(config: RunConfig, registry: Registry) -> Plan:
     return Plan(config, device, data, strategies, shots, model, extractor, data.fingerprint())
 
 
+def peak_memory(device: torch.device) -> dict[str, Any]:
+    """Peak memory of the cell just run: CUDA max allocated, or on CPU the process's peak RSS so far."""
+    if device.type == "cuda":
+        return {"peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20, "peak_memory_kind": "cuda max allocated"}
+    if resource is None:
+        return {"peak_memory_mb": float("nan"), "peak_memory_kind": "unavailable"}
+    # ru_maxrss is in KiB on Linux (bytes on macOS); it is a high-water mark of the whole process.
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    scale = 2**20 if platform.system() == "Darwin" else 2**10
+    return {"peak_memory_mb": rss / scale, "peak_memory_kind": "process peak RSS"}
+
+
 def evaluation_noise(config: RunConfig, seed: int, device: torch.device) -> torch.Tensor:
     """The fixed latents every strategy is evaluated on for ``seed`` (drawn on the CPU, so device-independent)."""
     generator = torch.Generator().manual_seed(seed + EVAL_NOISE_SEED_OFFSET)
@@ -130,6 +149,8 @@ def run_cell(
         g.load_state_dict(source.g)
         d.load_state_dict(source.d)
     noise = evaluation_noise(config, seed, device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     cell = {
         "pair": config.pair,
         "pair_fingerprint": plan.fingerprint,
@@ -152,7 +173,7 @@ def run_cell(
         d,
         strategy,
         plan.shots[seed].images.to(device),
-        TrainConfig(steps=config.target_steps, batch_size=config.batch_size, lr=config.lr),
+        config.train_config(config.target_steps),
         seed,
         evaluate=evaluate,
         eval_every=config.eval_every,
@@ -173,6 +194,7 @@ def run_cell(
         steps_per_second=result.steps / result.train_seconds if result.train_seconds else float("nan"),
         trainable_params=result.trainable_params,
         total_params=sum(p.numel() for p in g.parameters()) + sum(p.numel() for p in d.parameters()),
+        **peak_memory(device),
         device=device_name(device),
         metric=plan.extractor.metric,
         extractor=plan.extractor.name,
@@ -213,7 +235,7 @@ def run(
         source = source_checkpoint(
             plan.data,
             plan.model,
-            TrainConfig(steps=config.source_steps, batch_size=config.batch_size, lr=config.lr),
+            config.train_config(config.source_steps),
             config.source_seed,
             plan.device,
             cache_dir,

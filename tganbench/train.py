@@ -28,6 +28,8 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     check_every: int = 50
+    precision: str = "fp32"  # "bf16": autocast the step (meant for CUDA)
+    compile: bool = False  # torch.compile G and D in place
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -140,6 +142,9 @@ def train(
     a progress bar of that name is shown when stderr is a terminal.
     """
     device = images.device
+    if config.compile:
+        g.compile()
+        d.compile()
     frozen = strategy.frozen(g, d)
     for module in frozen:
         module.requires_grad_(False)
@@ -180,7 +185,8 @@ def train(
     started = clock()
     for step in range(1, config.steps + 1):
         state.step = step
-        step_losses = strategy.step(state)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+            step_losses = strategy.step(state)
         bar.update()
         if step % config.check_every == 0 or step == config.steps:
             losses = {name: float(value) for name, value in step_losses.items()}

@@ -1,0 +1,78 @@
+"""The fast path changes nothing but speed; its options are switchable and recorded."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from conftest import run_cli
+from tganbench.data.shapes import render_shapes
+from tganbench.models import ModelConfig, build_models
+from tganbench.strategy import Strategy
+from tganbench.train import TrainConfig, train
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from plain_loop import plain_train  # noqa: E402
+
+MODEL = ModelConfig(resolution=32, width=8, z_dim=32)
+
+
+def test_fast_loop_and_plain_loop_give_the_same_losses_and_weights_on_cpu():
+    images = render_shapes("triangle", 100, 32, seed=3)
+    steps = 7
+    g1, d1 = build_models(MODEL, seed=0, device=torch.device("cpu"))
+    plain_losses = plain_train(g1, d1, images, steps, batch_size=16, seed=11)
+    g2, d2 = build_models(MODEL, seed=0, device=torch.device("cpu"))
+    result = train(g2, d2, Strategy(), images, TrainConfig(steps=steps, batch_size=16), seed=11)
+    d_loss, g_loss = plain_losses[-1]
+    torch.testing.assert_close(result.losses["d_loss"], d_loss)
+    torch.testing.assert_close(result.losses["g_loss"], g_loss)
+    for (name, a), (_, b) in zip(g1.state_dict().items(), g2.state_dict().items()):
+        torch.testing.assert_close(a, b, msg=name)
+    for (name, a), (_, b) in zip(d1.state_dict().items(), d2.state_dict().items()):
+        torch.testing.assert_close(a, b, msg=name)
+
+
+def test_precision_and_compile_are_switchable_and_recorded(tmp_path, monkeypatch):
+    compiled = []
+    # Compiling for real takes minutes on a CPU; what is tested here is that the switch reaches the models.
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *a, **k: compiled.append(type(self).__name__))
+    out = tmp_path / "on"
+    result = run_cli(
+        "run", "--profile", "smoke", "--strategies", "finetune", "--precision", "bf16", "--compile", "--out", str(out)
+    )
+    assert result.code == 0, result.stderr
+    config = json.loads((out / "manifest.json").read_text())["config"]
+    assert config["precision"] == "bf16" and config["compile"] is True
+    assert {"Generator", "Discriminator"} <= set(compiled)
+
+    compiled.clear()
+    off = tmp_path / "off"
+    assert run_cli("run", "--profile", "smoke", "--strategies", "finetune", "--out", str(off)).code == 0
+    config = json.loads((off / "manifest.json").read_text())["config"]
+    assert config["precision"] == "fp32" and config["compile"] is False
+    assert compiled == []
+
+
+def test_bf16_changes_the_numbers_fp32_does_not(tmp_path):
+    """bf16 autocast is really applied to the step (its losses differ from fp32's)."""
+    images = render_shapes("triangle", 64, 32, seed=3)
+    losses = {}
+    for precision in ("fp32", "bf16", "fp32-again"):
+        g, d = build_models(MODEL, seed=0, device=torch.device("cpu"))
+        config = TrainConfig(steps=3, batch_size=16, precision=precision.split("-")[0])
+        losses[precision] = train(g, d, Strategy(), images, config, seed=0).losses
+    assert losses["fp32"] == losses["fp32-again"]
+    assert losses["fp32"] != losses["bf16"]
+
+
+def test_peak_memory_is_recorded(smoke_run):
+    import pandas as pd
+
+    out, _ = smoke_run
+    cells = pd.read_csv(out / "cells.csv")
+    assert (cells["peak_memory_mb"] > 0).all()
+    assert set(cells["peak_memory_kind"]) <= {"process peak RSS", "cuda max allocated"}
