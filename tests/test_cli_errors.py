@@ -34,6 +34,15 @@ BAD_INPUTS = [
     (["--resolution", "48"], "--resolution must be one of 16, 32, 64, got 48"),
     (["--device", "tpu"], "--device must be auto, cpu or cuda, got 'tpu'"),
     (["--precision", "fp16"], "--precision must be fp32 or bf16, got 'fp16'"),
+    (["--shots", "10,x"], "--shots expects a positive integer or a comma-separated list, got '10,x'"),
+    (["--shots", "10,10"], "--shots list must hold distinct values"),
+    (["--shots", "10,-1"], "--shots must be a positive integer, got -1"),
+    (["--source", "somewhere"], "--source and --target must be given together"),
+    (["--source", "a", "--target", "b", "--pair", "shapes"], "--pair cannot be combined with --source/--target"),
+    (["--source", "no/such/dir", "--target", "no/such/dir"], "image folder no/such/dir does not exist"),
+    (["--held-out", "30"], "--held-out applies only to image folders"),
+    (["--fd-target", "-3"], "--fd-target must be a positive number, got -3.0"),
+    (["--fd-target", "nan"], "--fd-target must be a positive number, got nan"),
 ]
 
 

@@ -13,9 +13,11 @@ BUILT_INS = ["scratch", "finetune", "freeze-d", "freeze-g", "batchstat"]
 def test_smoke_run_all_prints_one_row_per_strategy(smoke_run):
     out, result = smoke_run
     assert result.code == 0, result.stderr
-    table_rows = [line.split()[0] for line in result.stdout.splitlines()[2:] if line.strip()]
-    assert table_rows == BUILT_INS
-    assert "FD[shapes] final" in result.stdout
+    caption, header, _, *rows = [line for line in result.stdout.splitlines() if line.strip()]
+    assert caption.startswith("FD[shapes] and KID on 200 generated vs 200 held-out target images")
+    assert header.split()[:2] == ["shots", "strategy"]
+    assert [row.split()[:2] for row in rows] == [["100", name] for name in BUILT_INS]
+    assert "FD[shapes] final" in header
 
 
 def test_smoke_run_writes_results_folder(smoke_run):

@@ -36,11 +36,15 @@ def test_offline_without_weights_is_one_clear_line(monkeypatch, tmp_path):
         raise urllib.error.URLError("no internet")
 
     monkeypatch.setattr(inception_module, "load_state_dict_from_url", no_network)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     result = run_cli(*TINY_RUN, "--out", str(tmp_path / "out"))
     assert result.code == 2
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("tganbench: error: cannot load the weights of feature extractor 'inception'")
+    # Says what to fetch, where the torch hub cache expects it, and the flag for any other place.
+    assert inception_module.URL_INCEPTION_V3 in last
+    assert f"put it in {tmp_path / 'torch-home' / 'hub' / 'checkpoints'}/" in last
     assert "--feature-extractor-weights" in last
     assert not (tmp_path / "out").exists()
 

@@ -99,12 +99,12 @@ def check_strategy(spec: str, registry: Registry, cache_dir: Path) -> list[Check
     checks.append(Check("parameters parse", True, strategy.label))
 
     config = resolve_config("smoke")
-    data = registry.pairs[config.pair].obj.load(config.resolution)
+    data = registry.pairs[config.pair].obj.load(config.resolution, cache_dir / "data")
     model = ModelConfig(resolution=config.resolution, width=config.width, z_dim=config.z_dim)
     train_config = config.train_config(config.target_steps)
     setup = {
         "model": model,
-        "shots": draw_shots(data, config.shots, seed=0).images,
+        "shots": draw_shots(data, config.shots[0], seed=0).images,
         "train": train_config,
         "source": source_checkpoint(
             data, model, config.train_config(config.source_steps),

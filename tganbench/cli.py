@@ -9,7 +9,7 @@ from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 
-from tganbench.config import PROFILES, RunConfig, default_cache_dir, parse_seeds, resolve_config
+from tganbench.config import PROFILES, RunConfig, default_cache_dir, parse_seeds, parse_shots, resolve_config
 from tganbench.errors import UsageError
 from tganbench.plugins import Registry, load_plugins
 
@@ -33,8 +33,15 @@ def _build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", parents=[plugin_option], help="run strategies and write a results folder")
     run.add_argument("--strategies", default="all", help="'all' or NAME[key=value,...] items, comma-separated")
     run.add_argument("--pair", default=None, help="registered source/target pair (default: shapes)")
+    run.add_argument("--source", dest="source_dir", default=None, metavar="DIR",
+                     help="folder of source images (with --target: an image-folder pair)")
+    run.add_argument("--target", dest="target_dir", default=None, metavar="DIR", help="folder of target images")
+    run.add_argument("--held-out", type=int, default=None, metavar="N",
+                     help="target images held out for evaluation (folders; default: half, at most 2000)")
+    run.add_argument("--data-root", default=None, metavar="DIR",
+                     help="where torchvision datasets are stored (default: <cache-dir>/data)")
     run.add_argument("--profile", default="quick", help=f"settings preset: {', '.join(PROFILES)} (default: quick)")
-    run.add_argument("--shots", type=int, default=None, help="number of target training images (default: 100)")
+    run.add_argument("--shots", default=None, help="target training images: a count or a list (10,100,1000); default 100")
     run.add_argument("--seeds", default=None, help="a count (3 -> seeds 0,1,2) or a list (0,5,7)")
     run.add_argument("--source-steps", type=int, default=None)
     run.add_argument("--target-steps", type=int, default=None)
@@ -51,6 +58,8 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--feature-extractor", default=None, help="shapes (default) or inception")
     run.add_argument("--feature-extractor-weights", default=None, metavar="PATH",
                      help="local weights file for the feature extractor (no download)")
+    run.add_argument("--fd-target", type=float, default=None, metavar="FD",
+                     help="FD for time-to-quality (default: scratch's final FD of the same seed and shots)")
     run.add_argument("--out", default=None, help="results folder (default: results/<date>-<time>-<pair>)")
     run.add_argument("--cache-dir", default=None, help="source checkpoint cache (default: $TGANBENCH_CACHE or ~/.cache/tganbench)")
 
@@ -70,20 +79,22 @@ def _warn(registry: Registry) -> None:
 
 
 def _command_run(args: argparse.Namespace) -> int:
-    from tganbench.report import format_table, summary_table
+    from tganbench.report import format_table, summary_caption, summary_table
     from tganbench.runner import run
 
     # Every `run` flag named like a RunConfig field is a setting; None means "not given".
     settings = {f.name: getattr(args, f.name) for f in fields(RunConfig) if f.name in vars(args)}
     settings["seeds"] = parse_seeds(args.seeds) if args.seeds is not None else None
+    settings["shots"] = parse_shots(args.shots) if args.shots is not None else None
     settings["plugins"] = tuple(args.plugin)
     config = resolve_config(**settings)
     registry = load_plugins(args.plugin)
     _warn(registry)
     out_dir = Path(args.out) if args.out else Path("results") / f"{datetime.now():%Y%m%d-%H%M%S}-{config.pair}"
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    cells = run(config, registry, out_dir, cache_dir)
-    print(format_table(summary_table(cells)))
+    cells, evals = run(config, registry, out_dir, cache_dir)
+    print(summary_caption(cells, config.fd_target))
+    print(format_table(summary_table(cells, evals, config.fd_target)))
     print(f"\nresults: {out_dir}", file=sys.stderr)
     return 0 if (cells["status"] == "ok").all() else 1
 
@@ -99,8 +110,12 @@ def _command_list(args: argparse.Namespace) -> int:
     ]
     print(tabulate(strategies, headers=["strategy", "defaults", "description", "plugin"]))
     print()
-    pairs = [(name, e.obj.description, e.plugin) for name, e in registry.pairs.items()]
-    print(tabulate(pairs, headers=["pair", "description", "plugin"]))
+    pairs = [
+        (name, " / ".join(f"{n:,}" for n in e.obj.sizes) if e.obj.sizes else "?", e.obj.origin, e.obj.description,
+         e.plugin)
+        for name, e in registry.pairs.items()
+    ]
+    print(tabulate(pairs, headers=["pair", "source / shot pool / held out", "from", "description", "plugin"]))
     print()
     extractors = [(name, e.obj.metric, e.obj.description, e.plugin) for name, e in registry.extractors.items()]
     print(tabulate(extractors, headers=["feature extractor", "metric", "description", "plugin"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -17,8 +18,12 @@ class RunConfig:
     """Everything that defines a run. Identical across strategies by construction: one config per run."""
 
     pair: str = "shapes"
+    source_dir: str | None = None
+    target_dir: str | None = None
+    held_out: int | None = None
+    data_root: str | None = None
     strategies: str = "all"
-    shots: int = 100
+    shots: tuple[int, ...] = (100,)
     seeds: tuple[int, ...] = (0,)
     profile: str = "quick"
     resolution: int = 32
@@ -36,6 +41,7 @@ class RunConfig:
     kid_subset_size: int = 500
     feature_extractor: str = "shapes"
     feature_extractor_weights: str | None = None
+    fd_target: float | None = None
     device: str = "auto"
     precision: str = "fp32"
     compile: bool = False
@@ -65,7 +71,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     ),
 }
 
-POSITIVE_INTS = ("shots", "width", "z_dim", "batch_size", "source_steps", "target_steps", "eval_every",
+POSITIVE_INTS = ("width", "z_dim", "batch_size", "source_steps", "target_steps", "eval_every",
                  "n_generated", "n_reference", "kid_subsets", "kid_subset_size")
 
 
@@ -84,6 +90,19 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     return tuple(values)
 
 
+def parse_shots(text: str) -> tuple[int, ...]:
+    """``"100"`` or ``"10,100,1000"``: distinct positive shot counts, sorted ascending."""
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--shots expects a positive integer or a comma-separated list, got '{text}'") from None
+    if min(values) < 1:
+        raise UsageError(f"--shots must be a positive integer, got {min(values)}")
+    if len(set(values)) != len(values):
+        raise UsageError(f"--shots list must hold distinct values, got '{text}'")
+    return tuple(sorted(values))
+
+
 def resolve_config(profile: str = "quick", **overrides: Any) -> RunConfig:
     """Start from ``profile`` and apply the explicitly given ``overrides`` (None means "not given")."""
     if profile not in PROFILES:
@@ -94,11 +113,27 @@ def resolve_config(profile: str = "quick", **overrides: Any) -> RunConfig:
     if unknown:
         raise UsageError(f"unknown setting '{unknown[0]}'")
     config = replace(RunConfig(profile=profile), **{**PROFILES[profile], **given})
+    if isinstance(config.shots, int):
+        config = replace(config, shots=(config.shots,))
+    if not config.shots or min(config.shots) < 1:
+        raise UsageError(f"--shots must be a positive integer, got {min(config.shots, default=0)}")
     for name in POSITIVE_INTS:
         value = getattr(config, name)
         if value < 1:
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"{flag} must be a positive integer, got {value}")
+    if (config.source_dir is None) != (config.target_dir is None):
+        raise UsageError("--source and --target must be given together (two image folders)")
+    if config.source_dir is not None:
+        if "pair" in given and given["pair"] != "folders":
+            raise UsageError("--pair cannot be combined with --source/--target (the folders are the pair)")
+        config = replace(config, pair="folders")
+    elif config.held_out is not None:
+        raise UsageError("--held-out applies only to image folders (--source/--target)")
+    if config.held_out is not None and config.held_out < 1:
+        raise UsageError(f"--held-out must be a positive integer, got {config.held_out}")
+    if config.fd_target is not None and not (math.isfinite(config.fd_target) and config.fd_target > 0):
+        raise UsageError(f"--fd-target must be a positive number, got {config.fd_target}")
     if config.resolution not in RESOLUTIONS:
         raise UsageError(f"--resolution must be one of {', '.join(map(str, RESOLUTIONS))}, got {config.resolution}")
     if config.lr <= 0:

@@ -26,7 +26,8 @@ def tganbench_register_strategies(register) -> None:
 def tganbench_register_pairs(register) -> None:
     """Called once while plugins load; call ``register(pair)`` for each source/target pair.
 
-    ``pair`` is an instance of ``tganbench.data.pairs.Pair`` with a unique ``name``.
+    ``pair`` is an instance of ``tganbench.data.pairs.Pair`` with a unique ``name``;
+    its ``load(resolution, data_root)`` runs only when a run selects it.
     The return value is ignored.
     """
 

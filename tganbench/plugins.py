@@ -27,6 +27,7 @@ DEFAULT_PLUGINS = (
     "tganbench.strategies.freeze_g",
     "tganbench.strategies.batchstat",
     "tganbench.data.embedded",
+    "tganbench.data.torchvision_pairs",
     "tganbench.metrics.extractors",
 )
 

@@ -1,4 +1,4 @@
-"""Expand a run into cells (pair x strategy[params] x seed), run them, store the rows."""
+"""Expand a run into cells (pair x shots x strategy[params] x seed), run them, store the rows."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ import torch
 
 import tganbench
 from tganbench.config import RunConfig
-from tganbench.data.pairs import PairData, Shots, draw_shots
+from tganbench.data.pairs import Pair, PairData, Shots, draw_shots
 from tganbench.errors import UsageError
 from tganbench.metrics.evaluator import Evaluator
+from tganbench.metrics.reference_cache import tensor_fingerprint
 from tganbench.models import ModelConfig, build_models
 from tganbench.plugins import Registry
 from tganbench.report import summary_markdown
@@ -83,16 +84,28 @@ class Plan:
     device: torch.device
     data: PairData
     strategies: list[Strategy]
-    shots: dict[int, Shots]
+    shots: dict[tuple[int, int], Shots]  # (shot count, seed) -> the training images
     model: ModelConfig
     extractor: Any
     fingerprint: str
+    reference: torch.Tensor
+    reference_fingerprint: str
 
 
-def plan_run(config: RunConfig, registry: Registry) -> Plan:
-    """Resolve names and validate every input; raises UsageError on the first problem."""
+def resolve_pair(config: RunConfig, registry: Registry) -> Pair:
+    """The pair a run uses: two image folders (``--source``/``--target``) or a registered pair."""
+    if config.source_dir is not None:
+        from tganbench.data.folders import ImageFolderPair
+
+        return ImageFolderPair(config.source_dir, config.target_dir, config.held_out)
     if config.pair not in registry.pairs:
         raise UsageError(f"unknown pair '{config.pair}' (available: {', '.join(registry.pairs)})")
+    return registry.pairs[config.pair].obj
+
+
+def plan_run(config: RunConfig, registry: Registry, data_root: Path) -> Plan:
+    """Resolve names and validate every input; raises UsageError on the first problem."""
+    pair = resolve_pair(config, registry)
     if config.feature_extractor not in registry.extractors:
         raise UsageError(
             f"unknown feature extractor '{config.feature_extractor}' (available: {', '.join(registry.extractors)})"
@@ -107,10 +120,14 @@ def plan_run(config: RunConfig, registry: Registry) -> Plan:
         except ValueError as error:
             raise UsageError(f"strategy '{strategy.label}': {error}") from None
     device = resolve_device(config.device)
-    data = registry.pairs[config.pair].obj.load(config.resolution)
-    shots = {seed: draw_shots(data, config.shots, seed) for seed in config.seeds}
+    data = pair.load(config.resolution, data_root)
+    shots = {(k, seed): draw_shots(data, k, seed) for k in config.shots for seed in config.seeds}
     extractor = registry.extractors[config.feature_extractor].obj
-    return Plan(config, device, data, strategies, shots, model, extractor, data.fingerprint())
+    reference = data.reference[: config.n_reference]
+    return Plan(
+        config, device, data, strategies, shots, model, extractor, data.fingerprint(),
+        reference, tensor_fingerprint(reference),
+    )
 
 
 def peak_memory(device: torch.device) -> dict[str, Any]:
@@ -134,12 +151,13 @@ def evaluation_noise(config: RunConfig, seed: int, device: torch.device) -> torc
 def run_cell(
     plan: Plan,
     strategy: Strategy,
+    shots: int,
     seed: int,
     source: SourceCheckpoint | None,
     evaluator: Evaluator,
     on_evaluated: Callable[[dict[str, Any]], None] = lambda row: None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Train one strategy for one seed and evaluate it; returns its cells.csv row and evals.csv rows.
+    """Train one strategy on ``shots`` images for one seed and evaluate it; returns its cells.csv and evals.csv rows.
 
     ``on_evaluated(row)`` is called as soon as each evaluation is scored.
     """
@@ -154,8 +172,9 @@ def run_cell(
     cell = {
         "pair": config.pair,
         "pair_fingerprint": plan.fingerprint,
-        "shots": config.shots,
-        "shots_fingerprint": plan.shots[seed].fingerprint,
+        "reference_fingerprint": plan.reference_fingerprint,
+        "shots": shots,
+        "shots_fingerprint": plan.shots[shots, seed].fingerprint,
         "strategy": strategy.label,
         "strategy_name": strategy.name,
         "params": json.dumps(strategy.params, sort_keys=True),
@@ -163,21 +182,22 @@ def run_cell(
     }
     evals: list[dict[str, Any]] = []
 
-    def evaluate(step: int) -> None:
+    def evaluate(step: int, train_seconds: float) -> None:
         scores = evaluator.score(sample_images(g, noise))
-        evals.append({**{k: cell[k] for k in ("pair", "shots", "strategy", "seed")}, "step": step, **scores})
+        keys = {k: cell[k] for k in ("pair", "shots", "strategy", "seed")}
+        evals.append({**keys, "step": step, "train_seconds": train_seconds, **scores})
         on_evaluated(evals[-1])
 
     result = train(
         g,
         d,
         strategy,
-        plan.shots[seed].images.to(device),
+        plan.shots[shots, seed].images.to(device),
         config.train_config(config.target_steps),
         seed,
         evaluate=evaluate,
         eval_every=config.eval_every,
-        progress=f"{strategy.label} seed {seed}",
+        progress=f"{strategy.label} {shots} shots seed {seed}",
     )
     final = evals[-1] if result.status == "ok" else None
     best = min(evals, key=lambda row: row["fd"]) if evals else None
@@ -212,22 +232,25 @@ def run(
     out_dir: Path,
     cache_dir: Path,
     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
-) -> pd.DataFrame:
-    """Run every cell of ``config`` and write the results folder; returns the cells table."""
-    plan = plan_run(config, registry)
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run every cell of ``config`` and write the results folder; returns the cells and evals tables."""
+    data_root = Path(config.data_root) if config.data_root else cache_dir / "data"
+    plan = plan_run(config, registry, data_root)
     hook = registry.manager.hook
     started = datetime.now(timezone.utc)
-    log(f"run: {len(plan.strategies)} strategies x {len(config.seeds)} seeds on '{config.pair}' "
-        f"({config.shots} shots, profile {config.profile}) on {device_name(plan.device)} -> {out_dir}")
+    log(f"run: {len(plan.strategies)} strategies x {len(config.seeds)} seeds x shots "
+        f"{','.join(map(str, config.shots))} on '{plan.data.name}' (profile {config.profile}) "
+        f"on {device_name(plan.device)} -> {out_dir}")
 
-    reference = plan.data.reference[: config.n_reference]
     evaluator = Evaluator(
         plan.extractor,
-        reference,
+        plan.reference,
         plan.device,
         kid_subsets=config.kid_subsets,
         kid_subset_size=config.kid_subset_size,
         weights_path=config.feature_extractor_weights,
+        cache_dir=cache_dir,
+        log=log,
     )
     store = ResultsStore(out_dir)
     source = None
@@ -247,8 +270,16 @@ def run(
         "versions": _versions(),
         "git_revision": _git_revision(),
         "device": device_name(plan.device),
+        "pair": plan.data.name,
         "pair_fingerprint": plan.fingerprint,
+        "pair_sizes": {
+            "source": len(plan.data.source),
+            "target_pool": len(plan.data.target_pool),
+            "reference": len(plan.data.reference),
+        },
+        "reference_fingerprint": plan.reference_fingerprint,
         "n_reference": evaluator.n_reference,
+        "reference_features": {"key": evaluator.reference_key, "cached": evaluator.reference_cached},
         "source": {
             "key": source.key if source else None,
             "seconds": source.seconds if source else 0.0,
@@ -259,22 +290,24 @@ def run(
     }
     store.write_manifest(manifest)
 
-    total = len(plan.strategies) * len(config.seeds)
-    for seed in config.seeds:
-        for strategy in plan.strategies:
-            cell, evals = run_cell(
-                plan, strategy.fresh_copy(), seed, source, evaluator,
-                on_evaluated=lambda row: hook.tganbench_evaluated(row=row),
-            )
-            store.add_cell(cell, evals)
-            hook.tganbench_cell_finished(row=cell)
-            log(f"cell {len(store.cells)}/{total} {cell['strategy']} seed {seed}: {cell['status']}, "
-                f"{cell['metric']} {cell['fd_final']:.2f} (best {cell['fd_best']:.2f} at step {cell['fd_best_step']}), "
-                f"train {cell['train_seconds']:.1f} s, eval {cell['eval_seconds']:.1f} s")
+    total = len(config.shots) * len(config.seeds) * len(plan.strategies)
+    for shots in config.shots:
+        for seed in config.seeds:
+            for strategy in plan.strategies:
+                cell, evals = run_cell(
+                    plan, strategy.fresh_copy(), shots, seed, source, evaluator,
+                    on_evaluated=lambda row: hook.tganbench_evaluated(row=row),
+                )
+                store.add_cell(cell, evals)
+                hook.tganbench_cell_finished(row=cell)
+                log(f"cell {len(store.cells)}/{total} {cell['strategy']} {shots} shots seed {seed}: "
+                    f"{cell['status']}, {cell['metric']} {cell['fd_final']:.2f} "
+                    f"(best {cell['fd_best']:.2f} at step {cell['fd_best_step']}), "
+                    f"train {cell['train_seconds']:.1f} s, eval {cell['eval_seconds']:.1f} s")
 
-    cells = pd.DataFrame(store.cells)
+    cells, evals = pd.DataFrame(store.cells), pd.DataFrame(store.evals)
     manifest["finished"] = datetime.now(timezone.utc).isoformat()
     store.write_manifest(manifest)
-    store.write_text("summary.md", summary_markdown(cells, manifest))
+    store.write_text("summary.md", summary_markdown(cells, evals, manifest))
     hook.tganbench_run_finished(out_dir=str(out_dir), cells=store.cells)
-    return cells
+    return cells, evals

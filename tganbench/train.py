@@ -129,14 +129,15 @@ def train(
     images: torch.Tensor,
     config: TrainConfig,
     seed: int,
-    evaluate: Callable[[int], None] | None = None,
+    evaluate: Callable[[int, float], None] | None = None,
     eval_every: int = 0,
     progress: str | None = None,
 ) -> TrainResult:
     """Train ``g`` and ``d`` in place on ``images`` (uint8, on the training device).
 
-    ``evaluate(step)`` is called at step 0, every ``eval_every`` steps and after
-    the last step; its time is counted as evaluation, not training. Losses are
+    ``evaluate(step, train_seconds)`` is called at step 0, every ``eval_every``
+    steps and after the last step, with the training seconds spent so far; its
+    own time is counted as evaluation, not training. Losses are
     read back to the host only every ``config.check_every`` steps, where a
     non-finite loss stops the run with status "diverged". With ``progress`` set,
     a progress bar of that name is shown when stderr is a terminal.
@@ -171,7 +172,7 @@ def train(
 
     def run_evaluation(step: int) -> float:
         started = clock()
-        evaluate(step)
+        evaluate(step, train_seconds)
         seconds = clock() - started
         train_modes()
         return seconds

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tganbench.data.pairs import Pair, PairData
 from tganbench.data.shapes import render_shapes
 from tganbench.hookspecs import hookimpl
@@ -25,12 +27,11 @@ class ShapesPair(Pair):
         self.n_source = n_source
         self.n_target_pool = n_target_pool
         self.n_reference = n_reference
-        self.description = (
-            f"embedded: {n_source} procedural {source_shape}s -> {target_shape}s "
-            f"({n_target_pool} for shots, {n_reference} held out)"
-        )
+        self.description = f"procedural shapes: {source_shape} -> {target_shape}"
+        self.origin = "embedded (no download)"
+        self.sizes = (n_source, n_target_pool, n_reference)
 
-    def load(self, resolution: int) -> PairData:
+    def load(self, resolution: int, data_root: Path | None = None) -> PairData:
         """Render the pair; fixed render seeds make it identical on every machine."""
         target = render_shapes(self.target_shape, self.n_target_pool + self.n_reference, resolution, seed=2)
         return PairData(
@@ -43,5 +44,7 @@ class ShapesPair(Pair):
 
 @hookimpl
 def tganbench_register_pairs(register) -> None:
-    """Register the embedded shapes pair (the default)."""
+    """Register the embedded shapes pairs: the default and a nearer and a farther target."""
     register(ShapesPair("shapes", source_shape="disk", target_shape="triangle"))
+    register(ShapesPair("shapes-near", source_shape="disk", target_shape="square"))
+    register(ShapesPair("shapes-far", source_shape="disk", target_shape="cross"))

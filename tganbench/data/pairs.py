@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -33,13 +34,24 @@ class PairData:
 
 
 class Pair:
-    """A registered source/target pair. Subclasses set ``name``/``description`` and implement ``load``."""
+    """A registered source/target pair. Subclasses set ``name``/``description`` and implement ``load``.
+
+    ``origin`` says where the images come from and ``sizes`` gives (source, target
+    pool, held out) image counts when they are known without loading; both are
+    shown by ``tganbench list``.
+    """
 
     name: str = ""
     description: str = ""
+    origin: str = ""
+    sizes: tuple[int, int, int] | None = None
 
-    def load(self, resolution: int) -> PairData:
-        """Return the pair's images at ``resolution`` (deterministic: same call, same bytes)."""
+    def load(self, resolution: int, data_root: Path) -> PairData:
+        """Return the pair's images at ``resolution`` (deterministic: same call, same bytes).
+
+        ``data_root`` is where downloadable datasets live (``--data-root``); pairs
+        that need no files ignore it.
+        """
         raise NotImplementedError
 
 

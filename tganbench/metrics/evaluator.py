@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
+from typing import Callable
 
 import torch
 from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
@@ -11,10 +13,15 @@ from torch_fidelity.utils import create_feature_extractor
 
 from tganbench.errors import UsageError
 from tganbench.metrics.extractors import ExtractorSpec
+from tganbench.metrics.reference_cache import cached_features, reference_key
 
 
 class Evaluator:
     """Scores uint8 images; the extractor and the reference statistics are built once per run.
+
+    With ``cache_dir``, the reference features are cached on disk under a key of
+    the reference content (and so resolution), the extractor, its weights and the
+    torch-fidelity version, so a change to any of them never reuses stale features.
 
     The extractor runs in eval mode without gradients (torch-fidelity sets that up);
     real and generated images reach it as uint8, the same conversion for both.
@@ -29,6 +36,8 @@ class Evaluator:
         kid_subset_size: int,
         weights_path: str | None = None,
         batch_size: int = 250,
+        cache_dir: Path | None = None,
+        log: Callable[[str], None] = lambda message: None,
     ) -> None:
         if spec.module:
             importlib.import_module(spec.module)
@@ -45,12 +54,28 @@ class Evaluator:
                 spec.fidelity_name, [spec.feature_layer], cuda=device.type == "cuda", **kwargs
             )
         except (OSError, RuntimeError) as error:  # URLError is an OSError: no internet, no cached weights
+            hint = "download them once elsewhere and pass --feature-extractor-weights PATH"
+            if spec.weights_url and not weights_path:
+                checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
+                hint = (
+                    f"download {spec.weights_url} once elsewhere and put it in {checkpoints}/ "
+                    "or pass --feature-extractor-weights PATH"
+                )
             raise UsageError(
                 f"cannot load the weights of feature extractor '{spec.name}' ({type(error).__name__}: {error}); "
-                "without internet, download them once elsewhere and pass --feature-extractor-weights PATH"
+                f"without internet, {hint}"
             ) from None
         self.n_reference = len(reference)
-        self.reference_features = self.features(reference)
+        self.reference_key = reference_key(reference, spec, self.extractor)
+        if cache_dir is None:
+            self.reference_features, self.reference_cached = self.features(reference), False
+        else:
+            path = Path(cache_dir) / "reference-features" / f"{spec.name}-{self.reference_key}.pt"
+            self.reference_features, self.reference_cached = cached_features(
+                path, self.reference_key, len(reference), lambda: self.features(reference), log
+            )
+            log(f"reference features: {'reused' if self.reference_cached else 'computed and cached'} "
+                f"({self.n_reference} images, {spec.name}) at {path}")
         self.reference_statistics = fid_features_to_statistics(self.reference_features)
 
     @torch.no_grad()

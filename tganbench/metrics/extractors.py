@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+
 from tganbench.hookspecs import hookimpl
 
 
@@ -21,6 +23,7 @@ class ExtractorSpec:
     metric: str
     description: str
     module: str = ""  # imported before use, so a plugin's torch-fidelity registration runs
+    weights_url: str = ""  # where torch-fidelity downloads the weights from, if it does
 
 
 @hookimpl
@@ -43,5 +46,6 @@ def tganbench_register_feature_extractors(register) -> None:
             feature_layer="2048",
             metric="FID",
             description="torch-fidelity's standard Inception-v3 (weights downloaded on first use)",
+            weights_url=URL_INCEPTION_V3,
         )
     )

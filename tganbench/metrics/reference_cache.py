@@ -1,0 +1,76 @@
+"""On-disk cache of reference-set features, keyed by everything that decides them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from tganbench.metrics.extractors import ExtractorSpec
+
+
+def tensor_fingerprint(images: torch.Tensor) -> str:
+    """Content hash of a tensor: its shape (so the resolution) and its bytes."""
+    digest = hashlib.sha256(str(tuple(images.shape)).encode())
+    digest.update(images.contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def weights_fingerprint(module: torch.nn.Module) -> str:
+    """Hash of a network's parameters and buffers: different weights, different key."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def reference_key(reference: torch.Tensor, spec: ExtractorSpec, extractor: torch.nn.Module) -> str:
+    """Key of (reference content and resolution, extractor, its weights, feature layer, torch-fidelity version)."""
+    try:
+        fidelity = version("torch-fidelity")
+    except PackageNotFoundError:  # pragma: no cover - it is a dependency
+        fidelity = "unknown"
+    material = {
+        "reference": tensor_fingerprint(reference),
+        "extractor": spec.name,
+        "fidelity_name": spec.fidelity_name,
+        "feature_layer": spec.feature_layer,
+        "weights": weights_fingerprint(extractor),
+        "torch_fidelity": fidelity,
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cached_features(
+    path: Path,
+    key: str,
+    rows: int,
+    compute: Callable[[], torch.Tensor],
+    log: Callable[[str], None],
+) -> tuple[torch.Tensor, bool]:
+    """Return the features stored at ``path`` if they match ``key`` and ``rows``, else compute and store them.
+
+    Returns ``(features, reused)``. A file that cannot be read or does not match
+    (truncated, corrupt, another key) is reported in one line and rebuilt.
+    """
+    if path.exists():
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            features = saved["features"]
+            if saved["key"] != key or features.ndim != 2 or len(features) != rows:
+                raise ValueError("content does not match its key")
+            return features, True
+        except Exception as error:  # noqa: BLE001 - any unreadable cache file is rebuilt, never fatal
+            log(f"reference features: cache file {path} is unreadable ({type(error).__name__}); recomputing")
+    features = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save({"key": key, "features": features}, temporary)
+    os.replace(temporary, path)
+    return features, False
