@@ -72,7 +72,8 @@ def test_too_few_target_images_for_the_shots_is_a_usage_error(tmp_path):
 def test_list_shows_every_pair_with_sizes_and_origin():
     result = run_cli("list")
     assert result.code == 0
-    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    pairs_table = result.stdout.split("\n\n")[1]
+    lines = {line.split()[0]: line for line in pairs_table.splitlines() if line.strip()}
     assert "5,000 / 2,000 / 2,000" in lines["shapes"] and "embedded" in lines["shapes"]
     assert "shapes-near" in lines and "shapes-far" in lines
     assert "45,000 / 5,000 / 1,000" in lines["cifar10-dog"] and "torchvision" in lines["cifar10-dog"]

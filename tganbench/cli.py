@@ -1,4 +1,4 @@
-"""Command line: ``tganbench run`` and ``tganbench list``."""
+"""Command line: ``tganbench run``, ``report``, ``list`` and ``check-plugin``."""
 
 from __future__ import annotations
 
@@ -62,6 +62,10 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="FD for time-to-quality (default: scratch's final FD of the same seed and shots)")
     run.add_argument("--out", default=None, help="results folder (default: results/<date>-<time>-<pair>)")
     run.add_argument("--cache-dir", default=None, help="source checkpoint cache (default: $TGANBENCH_CACHE or ~/.cache/tganbench)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars: plain progress lines every 30 s")
+
+    report = commands.add_parser("report", help="rebuild summary.md, plots and report.html of a results folder")
+    report.add_argument("results_dir", metavar="RESULTS_DIR", help="a folder written by tganbench run")
 
     commands.add_parser("list", parents=[plugin_option], help="show registered strategies, pairs and extractors")
 
@@ -92,7 +96,7 @@ def _command_run(args: argparse.Namespace) -> int:
     _warn(registry)
     out_dir = Path(args.out) if args.out else Path("results") / f"{datetime.now():%Y%m%d-%H%M%S}-{config.pair}"
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    cells, evals = run(config, registry, out_dir, cache_dir)
+    cells, evals = run(config, registry, out_dir, cache_dir, quiet=args.quiet)
     print(summary_caption(cells, config.fd_target))
     print(format_table(summary_table(cells, evals, config.fd_target)))
     print(f"\nresults: {out_dir}", file=sys.stderr)
@@ -136,7 +140,15 @@ def _command_check_plugin(args: argparse.Namespace) -> int:
     return 0 if failed == 0 else 1
 
 
-COMMANDS = {"run": _command_run, "list": _command_list, "check-plugin": _command_check_plugin}
+def _command_report(args: argparse.Namespace) -> int:
+    from tganbench.render import write_report
+
+    for path in write_report(Path(args.results_dir)):
+        print(path)
+    return 0
+
+
+COMMANDS = {"run": _command_run, "list": _command_list, "report": _command_report, "check-plugin": _command_check_plugin}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -23,9 +24,9 @@ from tganbench.metrics.evaluator import Evaluator
 from tganbench.metrics.reference_cache import tensor_fingerprint
 from tganbench.models import ModelConfig, build_models
 from tganbench.plugins import Registry
-from tganbench.report import summary_markdown
+from tganbench.render import write_report
 from tganbench.source import SourceCheckpoint, source_checkpoint
-from tganbench.store import ResultsStore
+from tganbench.store import GRID_IMAGES, ResultsStore
 from tganbench.strategy import Strategy, parse_strategies
 from tganbench.train import sample_images, train
 
@@ -36,6 +37,19 @@ except ImportError:  # pragma: no cover
 
 # Evaluation noise is drawn from this offset of the cell seed, apart from the training RNG.
 EVAL_NOISE_SEED_OFFSET = 1_000_003
+
+
+REFERENCE_GRID = "samples/reference.png"
+
+
+def shots_grid(shots: int, seed: int) -> str:
+    """Where the grid of the real training shots of (shots, seed) goes in the results folder."""
+    return f"samples/shots-{shots}-seed{seed}.png"
+
+
+def samples_grid(shots: int, seed: int, label: str) -> str:
+    """Where a cell's final samples go: one file per (shots, seed, strategy label)."""
+    return f"samples/{shots}shots-seed{seed}-{re.sub(r'[^A-Za-z0-9.=_-]+', '_', label).strip('_')}.png"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -156,10 +170,13 @@ def run_cell(
     source: SourceCheckpoint | None,
     evaluator: Evaluator,
     on_evaluated: Callable[[dict[str, Any]], None] = lambda row: None,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Train one strategy on ``shots`` images for one seed and evaluate it; returns its cells.csv and evals.csv rows.
+    quiet: bool = False,
+) -> tuple[dict[str, Any], list[dict[str, Any]], torch.Tensor]:
+    """Train one strategy on ``shots`` images for one seed and evaluate it.
 
-    ``on_evaluated(row)`` is called as soon as each evaluation is scored.
+    Returns its cells.csv row, its evals.csv rows and the final samples of the
+    first 64 evaluation latents (uint8), for the sample grid. ``on_evaluated(row)``
+    is called as soon as each evaluation is scored.
     """
     config, device = plan.config, plan.device
     g, d = build_models(plan.model, seed, device)
@@ -198,7 +215,9 @@ def run_cell(
         evaluate=evaluate,
         eval_every=config.eval_every,
         progress=f"{strategy.label} {shots} shots seed {seed}",
+        quiet=quiet,
     )
+    samples = sample_images(g, noise[:GRID_IMAGES])
     final = evals[-1] if result.status == "ok" else None
     best = min(evals, key=lambda row: row["fd"]) if evals else None
     cell.update(
@@ -223,7 +242,7 @@ def run_cell(
         tganbench_version=tganbench.__version__,
         torch_version=torch.__version__,
     )
-    return cell, evals
+    return cell, evals, samples
 
 
 def run(
@@ -232,8 +251,12 @@ def run(
     out_dir: Path,
     cache_dir: Path,
     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
+    quiet: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run every cell of ``config`` and write the results folder; returns the cells and evals tables."""
+    """Run every cell of ``config`` and write the results folder; returns the cells and evals tables.
+
+    Progress shows as bars on a terminal, or (no terminal, or ``quiet``) as plain lines.
+    """
     data_root = Path(config.data_root) if config.data_root else cache_dir / "data"
     plan = plan_run(config, registry, data_root)
     hook = registry.manager.hook
@@ -251,6 +274,7 @@ def run(
         weights_path=config.feature_extractor_weights,
         cache_dir=cache_dir,
         log=log,
+        quiet=quiet,
     )
     store = ResultsStore(out_dir)
     source = None
@@ -263,6 +287,7 @@ def run(
             plan.device,
             cache_dir,
             log,
+            quiet=quiet,
         )
     manifest = {
         "run_id": out_dir.name,
@@ -290,14 +315,17 @@ def run(
     }
     store.write_manifest(manifest)
 
+    store.write_grid(REFERENCE_GRID, plan.reference)
     total = len(config.shots) * len(config.seeds) * len(plan.strategies)
     for shots in config.shots:
         for seed in config.seeds:
+            store.write_grid(shots_grid(shots, seed), plan.shots[shots, seed].images)
             for strategy in plan.strategies:
-                cell, evals = run_cell(
+                cell, evals, samples = run_cell(
                     plan, strategy.fresh_copy(), shots, seed, source, evaluator,
-                    on_evaluated=lambda row: hook.tganbench_evaluated(row=row),
+                    on_evaluated=lambda row: hook.tganbench_evaluated(row=row), quiet=quiet,
                 )
+                cell["samples"] = store.write_grid(samples_grid(shots, seed, strategy.label), samples)
                 store.add_cell(cell, evals)
                 hook.tganbench_cell_finished(row=cell)
                 log(f"cell {len(store.cells)}/{total} {cell['strategy']} {shots} shots seed {seed}: "
@@ -308,6 +336,6 @@ def run(
     cells, evals = pd.DataFrame(store.cells), pd.DataFrame(store.evals)
     manifest["finished"] = datetime.now(timezone.utc).isoformat()
     store.write_manifest(manifest)
-    store.write_text("summary.md", summary_markdown(cells, evals, manifest))
+    write_report(out_dir)
     hook.tganbench_run_finished(out_dir=str(out_dir), cells=store.cells)
     return cells, evals

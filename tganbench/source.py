@@ -70,6 +70,7 @@ def source_checkpoint(
     device: torch.device,
     cache_dir: Path,
     log: Callable[[str], None] = print,
+    quiet: bool = False,
 ) -> SourceCheckpoint:
     """Load the cached source checkpoint for these settings, or train and cache it."""
     key = source_key(data.fingerprint(), model, config, seed)
@@ -81,7 +82,7 @@ def source_checkpoint(
 
     log(f"source: pretraining on {len(data.source)} {data.name} source images for {config.steps} steps")
     g, d = build_models(model, seed, device)
-    result = train(g, d, SourcePretraining(), data.source.to(device), config, seed, progress="source")
+    result = train(g, d, SourcePretraining(), data.source.to(device), config, seed, progress="source", quiet=quiet)
     if result.status != "ok":
         raise RuntimeError(f"source pretraining diverged at step {result.steps}; try a lower --lr")
     saved = {

@@ -8,8 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
+from PIL import Image
+from torchvision.utils import make_grid
 
 from tganbench.errors import UsageError
+
+# Sample grids show this many images, 8 per row.
+GRID_IMAGES = 64
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -48,3 +54,13 @@ class ResultsStore:
     def write_text(self, name: str, text: str) -> None:
         """Write a text artefact (e.g. ``summary.md``) into the folder."""
         atomic_write_text(self.out_dir / name, text)
+
+    def write_grid(self, name: str, images: torch.Tensor) -> str:
+        """Save the first 64 of ``images`` (uint8, N x 3 x H x W) as one PNG grid at ``name``; returns ``name``."""
+        grid = make_grid(images[:GRID_IMAGES].cpu(), nrow=8, padding=2, pad_value=255)
+        path = self.out_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        Image.fromarray(grid.permute(1, 2, 0).numpy()).save(temporary, format="PNG")
+        os.replace(temporary, path)
+        return name

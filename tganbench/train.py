@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from tganbench.models import Discriminator, Generator
+from tganbench.progress import Progress
 
 if TYPE_CHECKING:
     from tganbench.strategy import Strategy
@@ -132,6 +132,7 @@ def train(
     evaluate: Callable[[int, float], None] | None = None,
     eval_every: int = 0,
     progress: str | None = None,
+    quiet: bool = False,
 ) -> TrainResult:
     """Train ``g`` and ``d`` in place on ``images`` (uint8, on the training device).
 
@@ -140,7 +141,8 @@ def train(
     own time is counted as evaluation, not training. Losses are
     read back to the host only every ``config.check_every`` steps, where a
     non-finite loss stops the run with status "diverged". With ``progress`` set,
-    a progress bar of that name is shown when stderr is a terminal.
+    the phase's progress is shown under that name: a bar on a terminal, else
+    (or when ``quiet``) a plain line now and then (``tganbench.progress``).
     """
     device = images.device
     if config.compile:
@@ -182,13 +184,14 @@ def train(
         eval_seconds += run_evaluation(0)
     train_modes()
     status, losses = "ok", {}
-    bar = tqdm(total=config.steps, desc=progress, unit="step", leave=False, disable=None if progress else True)
+    bar = Progress(config.steps, progress, quiet=quiet) if progress else None
     started = clock()
     for step in range(1, config.steps + 1):
         state.step = step
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
             step_losses = strategy.step(state)
-        bar.update()
+        if bar is not None:
+            bar.update()
         if step % config.check_every == 0 or step == config.steps:
             losses = {name: float(value) for name, value in step_losses.items()}
             if not all(math.isfinite(value) for value in losses.values()):
@@ -199,7 +202,8 @@ def train(
             eval_seconds += run_evaluation(step)
             started = clock()
     train_seconds += clock() - started
-    bar.close()
+    if bar is not None:
+        bar.close()
     trainable = sum(
         p.numel() for optimizer in (state.g_opt, state.d_opt) if optimizer
         for group in optimizer.param_groups for p in group["params"]

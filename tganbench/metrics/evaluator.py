@@ -14,6 +14,7 @@ from torch_fidelity.utils import create_feature_extractor
 from tganbench.errors import UsageError
 from tganbench.metrics.extractors import ExtractorSpec
 from tganbench.metrics.reference_cache import cached_features, reference_key
+from tganbench.progress import Progress
 
 
 class Evaluator:
@@ -38,11 +39,13 @@ class Evaluator:
         batch_size: int = 250,
         cache_dir: Path | None = None,
         log: Callable[[str], None] = lambda message: None,
+        quiet: bool = False,
     ) -> None:
         if spec.module:
             importlib.import_module(spec.module)
         self.spec = spec
         self.device = device
+        self.quiet = quiet
         self.batch_size = batch_size
         self.kid_subsets = kid_subsets
         self.kid_subset_size = kid_subset_size
@@ -82,9 +85,12 @@ class Evaluator:
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Features (N, D) on the CPU, as float64 for stable statistics."""
         out = []
+        progress = Progress(len(images), f"features ({self.spec.name})", unit="image", quiet=self.quiet)
         for start in range(0, len(images), self.batch_size):
             batch = images[start : start + self.batch_size].to(self.device)
             out.append(self.extractor(batch)[0].double().cpu())
+            progress.update(len(batch))
+        progress.close()
         return torch.cat(out)
 
     def score(self, images: torch.Tensor) -> dict[str, float]:

@@ -1,0 +1,292 @@
+"""Figures of one run: FD curves over training, final FD per strategy, and where the time went.
+
+Every function draws on its own ``matplotlib.figure.Figure`` (no pyplot, so no
+display and no global state) and writes one PNG. Means and bands are over
+seeds, with the same 95% Student-t interval as the summary table
+(:func:`tganbench.report.mean_interval`); non-finite FD values (diverged
+cells) are left out rather than plotted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import matplotlib.image
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from tganbench.report import BASELINE, mean_interval, metric_label
+
+DPI = 100
+SOURCE_LABEL = "source pretraining (once, shared)"
+SOURCE_COLOUR = "0.55"
+PLOT_FILES = ("fd_curves.png", "final_fd.png", "time.png")
+
+
+def strategy_colours(strategies: list[str]) -> dict[str, Any]:
+    """One colour per strategy label, in run order, so a strategy looks the same in every figure."""
+    palette = matplotlib.colormaps["tab10" if len(strategies) <= 10 else "tab20"]
+    return {label: palette(index % palette.N) for index, label in enumerate(strategies)}
+
+
+def curve_over_seeds(evals: pd.DataFrame, x: str = "step") -> pd.DataFrame:
+    """Aggregate one strategy's evaluations over seeds at each step.
+
+    Returns one row per step (sorted) with ``x`` (its mean over seeds, e.g.
+    ``train_seconds``), ``mean``, ``low`` and ``high`` of the FD (95%
+    t-interval; NaN bounds where fewer than two seeds have a finite FD). Steps
+    without any finite FD are dropped.
+    """
+    finite = evals[np.isfinite(evals["fd"].to_numpy(dtype=float))]
+    rows = []
+    for step, group in finite.groupby("step", sort=True):
+        mean, _, low, high = mean_interval(group["fd"])
+        rows.append({"step": step, x: float(group[x].mean()), "mean": mean, "low": low, "high": high})
+    return pd.DataFrame(rows, columns=list(dict.fromkeys(["step", x, "mean", "low", "high"])))
+
+
+def plot_fd_curves(cells: pd.DataFrame, evals: pd.DataFrame, path: Path) -> Path:
+    """FD over training steps: one panel per shot count, one line per strategy (mean over seeds, 95% band)."""
+    metric = metric_label(cells)
+    strategies = _run_order(cells)
+    colours = strategy_colours(strategies)
+    shots = sorted(cells["shots"].unique())
+    figure = Figure(figsize=(max(6.0, 4.5 * len(shots) + 2.0), 4.0), layout="constrained")
+    axes = figure.subplots(1, len(shots), sharey=True, squeeze=False)[0]
+    for ax, k in zip(axes, shots):
+        drawn = False
+        for label in strategies:
+            subset = evals[(evals["shots"] == k) & (evals["strategy"] == label)]
+            curve = curve_over_seeds(subset)
+            if curve.empty:
+                continue
+            drawn = True
+            ax.plot(curve["step"], curve["mean"], marker="o", markersize=3, color=colours[label],
+                    linestyle=_line_style(label))
+            band = np.isfinite(curve["low"].to_numpy(dtype=float))
+            if band.any():
+                ax.fill_between(curve["step"], curve["low"].where(band, curve["mean"]),
+                                curve["high"].where(band, curve["mean"]), where=band, color=colours[label],
+                                alpha=0.2, linewidth=0)
+        if not drawn:
+            _no_data(ax, "no evaluations")
+        ax.set_title(f"{k} shots")
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"{metric} (lower is better)")
+    handles = [Line2D([], [], color=colours[label], linestyle=_line_style(label), marker="o", markersize=3)
+               for label in strategies]
+    figure.legend(handles, _legend_labels(strategies), loc="outside lower center", ncols=min(len(strategies), 4),
+                  fontsize="small")
+    figure.suptitle(f"{metric} during training: mean over {_seed_text(cells)}{_band_text(cells)}")
+    return _save(figure, path)
+
+
+def plot_final_fd(cells: pd.DataFrame, path: Path) -> Path:
+    """Final FD per strategy as bars with 95% error bars over ok seeds, one panel per shot count.
+
+    ``scratch`` is the reference: its bar is hatched and a dashed line marks
+    its mean across the panel. Dots are the individual seeds; a bar with fewer
+    ok seeds than cells says how many were ok.
+    """
+    metric = metric_label(cells)
+    strategies = _run_order(cells)
+    colours = strategy_colours(strategies)
+    shots = sorted(cells["shots"].unique())
+    figure = Figure(figsize=(max(7.0, 1.1 * len(strategies) * len(shots) + 1.5), 5.0), layout="constrained")
+    axes = figure.subplots(1, len(shots), sharey=True, squeeze=False)[0]
+    for ax, k in zip(axes, shots):
+        present = [label for label in strategies if ((cells["shots"] == k) & (cells["strategy"] == label)).any()]
+        for x, label in enumerate(present):
+            group = cells[(cells["shots"] == k) & (cells["strategy"] == label)]
+            ok = group[group["status"] == "ok"]
+            values = ok["fd_final"].to_numpy(dtype=float)
+            values = values[np.isfinite(values)]
+            mean, _, low, high = mean_interval(values)
+            note = f"{len(values)}/{len(group)} ok" if len(values) < len(group) else ""
+            if math.isnan(mean):
+                ax.text(x, 0, "no ok cell", rotation=90, ha="center", va="bottom", fontsize="small")
+                continue
+            is_reference = label == BASELINE
+            ax.bar(x, mean, color=colours[label], hatch="//" if is_reference else None,
+                   edgecolor="black" if is_reference else colours[label], alpha=0.85)
+            if not math.isnan(low):
+                ax.errorbar(x, mean, yerr=[[mean - low], [high - mean]], color="black", capsize=4, linewidth=1)
+            ax.plot(np.full(len(values), x), values, "o", color="black", markersize=3)
+            if is_reference:
+                ax.axhline(mean, color="black", linestyle="--", linewidth=1)
+            if note:
+                ax.annotate(note, (x, max(high if not math.isnan(high) else mean, values.max())),
+                            xytext=(0, 3), textcoords="offset points", ha="center", fontsize="small")
+        ax.set_xticks(range(len(present)), _legend_labels(present), rotation=30, ha="right")
+        ax.set_xlim(-0.6, len(present) - 0.4)  # the same slots even where no bar was drawn
+        ax.set_title(f"{k} shots")
+        ax.grid(axis="y", alpha=0.3)
+        if not present:
+            _no_data(ax, "no cells")
+    axes[0].set_ylabel(f"final {metric} (lower is better)")
+    handles = [Patch(facecolor="white", edgecolor="black", hatch="//"),
+               Line2D([], [], color="black", linestyle="--", linewidth=1),
+               Line2D([], [], color="black", marker="o", markersize=3, linestyle="")]
+    labels = [f"{BASELINE} (reference)", f"{BASELINE} mean", "one seed"]
+    if cells["seed"].nunique() > 1:
+        handles.append(Line2D([], [], color="black", marker="_", markersize=10, linestyle=""))
+        labels.append("95% t-interval")
+    figure.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize="small")
+    figure.suptitle(f"Final {metric} per strategy: mean over {_seed_text(cells)}, ok cells only")
+    return _save(figure, path)
+
+
+def plot_time(cells: pd.DataFrame, evals: pd.DataFrame, source_seconds: float | None, path: Path) -> Path:
+    """Two panels: training seconds per strategy (source pretraining once, apart) and FD against training seconds.
+
+    The left panel averages ``train_seconds`` over seeds and shot counts; the
+    source pretraining bar, when ``source_seconds`` is positive, is grey and
+    stands apart because every transfer strategy shares the one checkpoint.
+    The right panel plots the mean FD over seeds at each evaluation against
+    the mean training seconds elapsed by then, at the largest shot count.
+    """
+    metric = metric_label(cells)
+    strategies = _run_order(cells)
+    colours = strategy_colours(strategies)
+    figure = Figure(figsize=(12.0, 4.5), layout="constrained")
+    bars_ax, curve_ax = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.3]})
+
+    labels, seconds, bar_colours = [], [], []
+    for label in strategies:
+        labels.append(_legend_labels([label])[0])
+        seconds.append(mean_interval(cells.loc[cells["strategy"] == label, "train_seconds"])[0])
+        bar_colours.append(colours[label])
+    positions = list(range(len(labels)))
+    if source_seconds:
+        # one empty slot between the strategies and the shared source bar
+        labels.append(SOURCE_LABEL)
+        seconds.append(float(source_seconds))
+        bar_colours.append(SOURCE_COLOUR)
+        positions.append(len(strategies) + 1)
+    heights = [0.0 if math.isnan(value) else value for value in seconds]
+    bars = bars_ax.barh(positions, heights, color=bar_colours)
+    if source_seconds:
+        bars[-1].set_hatch("..")
+        bars[-1].set_edgecolor("black")
+    for position, value in zip(positions, seconds):
+        text = "n/a" if math.isnan(value) else f"{value:.1f} s"
+        bars_ax.annotate(text, (0 if math.isnan(value) else value, position), xytext=(3, 0),
+                         textcoords="offset points", va="center", fontsize="small")
+    bars_ax.set_yticks(positions, labels)
+    bars_ax.invert_yaxis()
+    bars_ax.set_xlabel("training seconds per cell (excluding evaluation)")
+    bars_ax.set_title("(a) training time: mean over seeds and shots")
+    bars_ax.margins(x=0.2)
+    bars_ax.grid(axis="x", alpha=0.3)
+
+    shots = sorted(cells["shots"].unique())
+    k = shots[-1]
+    drawn = False
+    for label in strategies:
+        subset = evals[(evals["shots"] == k) & (evals["strategy"] == label)]
+        curve = curve_over_seeds(subset, x="train_seconds")
+        if curve.empty:
+            continue
+        drawn = True
+        curve_ax.plot(curve["train_seconds"], curve["mean"], marker="o", markersize=3, color=colours[label],
+                      linestyle=_line_style(label), label=_legend_labels([label])[0])
+    if drawn:
+        curve_ax.legend(fontsize="small")
+    else:
+        _no_data(curve_ax, "no evaluations")
+    which = f"{k} shots (the largest of {', '.join(map(str, shots))})" if len(shots) > 1 else f"{k} shots"
+    curve_ax.set_title(f"(b) {metric} vs training time, {which}")
+    curve_ax.set_xlabel("training seconds (excluding evaluation)")
+    curve_ax.set_ylabel(f"{metric}, mean over seeds (lower is better)")
+    curve_ax.grid(alpha=0.3)
+    return _save(figure, path)
+
+
+def plot_samples(results_dir: Path, cells: pd.DataFrame, shots: int, seed: int, path: Path) -> Path:
+    """Side by side: held-out reference images, the real training shots, then each strategy's samples.
+
+    Every strategy's grid comes from the same fixed noise of ``seed``; the grids
+    are the PNGs the run saved under ``samples/``. Missing files are skipped.
+    """
+    results_dir = Path(results_dir)
+    cell_rows = cells[(cells["shots"] == shots) & (cells["seed"] == seed)]
+    panels = [("held-out reference", results_dir / "samples" / "reference.png"),
+              (f"{shots} training shots", results_dir / "samples" / f"shots-{shots}-seed{seed}.png")]
+    for _, row in cell_rows.iterrows():
+        if isinstance(row.get("samples"), str):
+            panels.append((f"{row['strategy']} ({row['status']})", results_dir / row["samples"]))
+    panels = [(title, file) for title, file in panels if file.is_file()]
+    columns = min(4, max(1, len(panels)))
+    rows = math.ceil(len(panels) / columns) or 1
+    figure = Figure(figsize=(3.2 * columns, 3.4 * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, (title, file) in zip(axes, panels):
+        ax.imshow(matplotlib.image.imread(file))
+        ax.set_title(title, fontsize="small")
+    figure.suptitle(f"Final samples, {shots} shots, seed {seed}: the same noise for every strategy")
+    return _save(figure, path)
+
+
+def write_plots(results_dir: Path) -> list[Path]:
+    """Read ``cells.csv``, ``evals.csv`` and ``manifest.json`` and write the three figures into ``plots/``.
+
+    Returns the paths of ``fd_curves.png``, ``final_fd.png`` and ``time.png``.
+    """
+    results_dir = Path(results_dir)
+    cells = pd.read_csv(results_dir / "cells.csv")
+    evals_path = results_dir / "evals.csv"
+    evals = pd.read_csv(evals_path) if evals_path.exists() else pd.DataFrame()
+    if evals.empty:
+        evals = pd.DataFrame(columns=["pair", "shots", "strategy", "seed", "step", "train_seconds", "fd"])
+    manifest = json.loads((results_dir / "manifest.json").read_text())
+    source_seconds = (manifest.get("source") or {}).get("seconds")
+    out = results_dir / "plots"
+    out.mkdir(parents=True, exist_ok=True)
+    curves, final, time = (out / name for name in PLOT_FILES)
+    return [
+        plot_fd_curves(cells, evals, curves),
+        plot_final_fd(cells, final),
+        plot_time(cells, evals, source_seconds, time),
+    ]
+
+
+def _run_order(cells: pd.DataFrame) -> list[str]:
+    return [str(label) for label in pd.unique(cells["strategy"])]
+
+
+def _line_style(label: str) -> str:
+    return "--" if label == BASELINE else "-"
+
+
+def _legend_labels(strategies: list[str]) -> list[str]:
+    return [f"{label} (reference)" if label == BASELINE else label for label in strategies]
+
+
+def _seed_text(cells: pd.DataFrame) -> str:
+    seeds = cells["seed"].nunique()
+    return f"{seeds} seed{'s' if seeds != 1 else ''}"
+
+
+def _band_text(cells: pd.DataFrame) -> str:
+    return ", band = 95% t-interval" if cells["seed"].nunique() > 1 else ""
+
+
+def _no_data(ax: Any, text: str) -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.4")
+
+
+def _save(figure: Figure, path: Path) -> Path:
+    path = Path(path)
+    # no "Software" entry, so the PNG carries no URL and identical figures give identical bytes
+    figure.savefig(path, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    return path
