@@ -43,7 +43,58 @@ BAD_INPUTS = [
     (["--held-out", "30"], "--held-out applies only to image folders"),
     (["--fd-target", "-3"], "--fd-target must be a positive number, got -3.0"),
     (["--fd-target", "nan"], "--fd-target must be a positive number, got nan"),
+    (["--batch-size", "0"], "--batch-size must be a positive integer, got 0"),
+    (["--seeds", "0,0"], "--seeds list must hold distinct non-negative integers"),
+    (["--seeds", "0"], "--seeds must be at least 1, got 0"),
+    (["--lr", "0"], "--lr must be positive, got 0.0"),
+    (["--resolution", "x"], "invalid int value: 'x'"),
+    (["--width", "-8"], "--width must be a positive integer, got -8"),
+    (["--n-reference", "0"], "--n-reference must be a positive integer, got 0"),
 ]
+
+
+def _empty_folder(root):
+    (root / "empty").mkdir()
+    return root / "empty"
+
+
+def _text_only_folder(root):
+    (root / "texts").mkdir()
+    (root / "texts" / "notes.txt").write_text("no images here")
+    return root / "texts"
+
+
+def _undecodable_folder(root):
+    (root / "broken").mkdir()
+    for name in ("a.png", "b.jpg"):
+        (root / "broken" / name).write_bytes(b"these bytes are not an image")
+    return root / "broken"
+
+
+def _a_file(root):
+    (root / "file.png").write_bytes(b"")
+    return root / "file.png"
+
+
+# (makes a --target folder in tmp_path, a fragment of the one-line message)
+BAD_FOLDERS = [
+    (_empty_folder, "no image files in"),
+    (_text_only_folder, "no image files in"),
+    (_undecodable_folder, "none of the 2 image files in"),
+    (_a_file, "is not a folder"),
+]
+
+
+@pytest.mark.parametrize("make, fragment", BAD_FOLDERS, ids=[make.__name__ for make, _ in BAD_FOLDERS])
+def test_bad_image_folder_is_one_line_and_exit_2(make, fragment, tmp_path):
+    out = tmp_path / "out"
+    target = make(tmp_path)
+    result = run_cli(*SMOKE, "--source", str(target), "--target", str(target), "--out", str(out))
+    assert result.code == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("tganbench: error: ") and fragment in last, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("arguments, fragment", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])

@@ -32,11 +32,11 @@ def test_diverged_cell_is_recorded_and_others_continue(tmp_path):
         "run", "--plugin", str(plugin), "--strategies", "explode,finetune", "--profile", "smoke",
         "--target-steps", "30", "--out", str(out),
     )
-    assert result.code == 1
+    assert result.code == 0  # divergence is a result, not an error: only failed cells make the exit code 1
     cells = pd.read_csv(out / "cells.csv").set_index("strategy")
     assert cells.loc["explode", "status"] == "diverged"
     assert cells.loc["explode", "steps"] == 30  # losses are checked at the last step
     assert math.isnan(cells.loc["explode", "fd_final"])
     assert cells.loc["finetune", "status"] == "ok"
     assert math.isfinite(cells.loc["finetune", "fd_final"])
-    assert "explode" in result.stdout and "not ok" in result.stdout
+    assert "explode" in result.stdout and "1 diverged" in result.stdout

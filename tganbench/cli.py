@@ -63,6 +63,8 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, help="results folder (default: results/<date>-<time>-<pair>)")
     run.add_argument("--cache-dir", default=None, help="source checkpoint cache (default: $TGANBENCH_CACHE or ~/.cache/tganbench)")
     run.add_argument("--quiet", action="store_true", help="no progress bars: plain progress lines every 30 s")
+    run.add_argument("--force-new", action="store_true",
+                     help="discard results of another protocol in --out instead of refusing")
 
     report = commands.add_parser("report", help="rebuild summary.md, plots and report.html of a results folder")
     report.add_argument("results_dir", metavar="RESULTS_DIR", help="a folder written by tganbench run")
@@ -96,11 +98,11 @@ def _command_run(args: argparse.Namespace) -> int:
     _warn(registry)
     out_dir = Path(args.out) if args.out else Path("results") / f"{datetime.now():%Y%m%d-%H%M%S}-{config.pair}"
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    cells, evals = run(config, registry, out_dir, cache_dir, quiet=args.quiet)
+    cells, evals = run(config, registry, out_dir, cache_dir, quiet=args.quiet, force_new=args.force_new)
     print(summary_caption(cells, config.fd_target))
     print(format_table(summary_table(cells, evals, config.fd_target)))
     print(f"\nresults: {out_dir}", file=sys.stderr)
-    return 0 if (cells["status"] == "ok").all() else 1
+    return 1 if (cells["status"] == "failed").any() else 0
 
 
 def _command_list(args: argparse.Namespace) -> int:

@@ -14,11 +14,11 @@ import pandas as pd
 from tganbench.errors import UsageError
 from tganbench.html_report import write_html_report
 from tganbench.plots import plot_samples, write_plots
-from tganbench.report import summary_markdown
+from tganbench.report import RESULT_COLUMNS, summary_markdown
 from tganbench.store import atomic_write_text
 
 RESULT_FILES = ("cells.csv", "evals.csv", "manifest.json")
-CELL_COLUMNS = ("pair", "shots", "strategy", "seed", "status", "fd_final", "metric", "extractor", "n_generated")
+CELL_COLUMNS = ("pair", "shots", "strategy", "seed", "status", "metric", "extractor", "n_generated")
 
 PLOT_CAPTIONS = {
     "fd_curves.png": "FD during training: mean over seeds with a 95% band, one panel per shot count.",
@@ -48,7 +48,8 @@ def load_results(results_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     if absent or cells.empty:
         problem = f"cells.csv lacks {', '.join(absent)}" if absent else "cells.csv has no cells"
         raise UsageError(f"{results_dir} is not a complete tganbench results folder ({problem})")
-    return cells, evals, manifest
+    missing = [column for column in (*RESULT_COLUMNS, "samples") if column not in cells.columns]
+    return cells.reindex(columns=[*cells.columns, *missing]), evals, manifest
 
 
 def write_report(results_dir: Path) -> list[Path]:

@@ -20,6 +20,9 @@ from tabulate import tabulate
 CONFIDENCE = 0.95
 BASELINE = "scratch"
 CELL_KEY = ["pair", "shots", "strategy", "seed"]
+# Columns a run that only has failed cells may lack; the summary treats them as missing values.
+RESULT_COLUMNS = ("fd_final", "fd_best", "fd_best_step", "kid_mean", "train_seconds", "steps_per_second",
+                  "eval_seconds", "trainable_params", "total_params")
 
 
 def mean_interval(values: Any) -> tuple[float, float, float, float]:
@@ -65,6 +68,8 @@ def time_to_quality(cells: pd.DataFrame, evals: pd.DataFrame, fd_target: float |
     untrained start, counts. NaN step and seconds mean "not reached".
     """
     out = cells[CELL_KEY].copy()
+    if "fd_final" not in cells:
+        cells = cells.assign(fd_final=math.nan)
     if fd_target is not None:
         out["fd_target"] = float(fd_target)
     else:
@@ -99,6 +104,7 @@ def summary_table(cells: pd.DataFrame, evals: pd.DataFrame, fd_target: float | N
     and time per cell.
     """
     metric = metric_label(cells)
+    cells = cells.reindex(columns=[*cells.columns, *(c for c in RESULT_COLUMNS if c not in cells.columns)])
     ttq = time_to_quality(cells, evals, fd_target)
     cells = cells.assign(ttq_step=ttq["ttq_step"].values, ttq_seconds=ttq["ttq_seconds"].values)
     has_baseline = (cells["strategy"] == BASELINE).any()
@@ -108,7 +114,8 @@ def summary_table(cells: pd.DataFrame, evals: pd.DataFrame, fd_target: float | N
         ok = group[group["status"] == "ok"]
         row: dict[str, Any] = {"shots": shots, "strategy": label, "seeds": len(group)}
         if len(ok) < len(group):
-            row["not ok"] = len(group) - len(ok)
+            counts = group.loc[group["status"] != "ok", "status"].value_counts()
+            row["not ok"] = ", ".join(f"{count} {status}" for status, count in counts.items())
         mean, std, low, high = mean_interval(ok["fd_final"])
         row[f"{metric} final"] = _mean_std(mean, std, ".2f")
         row["95% CI"] = _interval(low, high, ".2f")
@@ -123,7 +130,7 @@ def summary_table(cells: pd.DataFrame, evals: pd.DataFrame, fd_target: float | N
         row["train s"] = _mean(group["train_seconds"], ".1f")
         row["steps/s"] = _mean(group["steps_per_second"], ".1f")
         row["eval s"] = _mean(group["eval_seconds"], ".1f")
-        row["trainable"] = f"{int(group['trainable_params'].iloc[0]):,} / {int(group['total_params'].iloc[0]):,}"
+        row["trainable"] = _parameters(group)
         rows.append(row)
     if any("not ok" in row for row in rows):
         for row in rows:
@@ -146,6 +153,14 @@ def _difference(cells: pd.DataFrame, group: pd.DataFrame, shots: int, label: str
         return ""
     text = f"{mean:+.2f}"
     return text if math.isnan(low) else f"{text} [{low:+.2f}, {high:+.2f}]"
+
+
+def _parameters(group: pd.DataFrame) -> str:
+    """``trainable / total`` parameters, from the first cell that recorded them (failed cells did not)."""
+    known = group.dropna(subset=["trainable_params", "total_params"])
+    if known.empty:
+        return ""
+    return f"{int(known['trainable_params'].iloc[0]):,} / {int(known['total_params'].iloc[0]):,}"
 
 
 def _time_to_target(group: pd.DataFrame) -> str:

@@ -7,6 +7,7 @@ import platform
 import re
 import subprocess
 import sys
+import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -21,12 +22,12 @@ from tganbench.config import RunConfig
 from tganbench.data.pairs import Pair, PairData, Shots, draw_shots
 from tganbench.errors import UsageError
 from tganbench.metrics.evaluator import Evaluator
-from tganbench.metrics.reference_cache import tensor_fingerprint
+from tganbench.fingerprints import tensor_fingerprint
 from tganbench.models import ModelConfig, build_models
 from tganbench.plugins import Registry
 from tganbench.render import write_report
 from tganbench.source import SourceCheckpoint, source_checkpoint
-from tganbench.store import GRID_IMAGES, ResultsStore
+from tganbench.store import GRID_IMAGES, ResultsStore, cell_key
 from tganbench.strategy import Strategy, parse_strategies
 from tganbench.train import sample_images, train
 
@@ -40,6 +41,8 @@ EVAL_NOISE_SEED_OFFSET = 1_000_003
 
 
 REFERENCE_GRID = "samples/reference.png"
+# Statuses of cells a resumed run keeps; "failed" cells are run again.
+FINISHED = ("ok", "diverged")
 
 
 def shots_grid(shots: int, seed: int) -> str:
@@ -162,6 +165,80 @@ def evaluation_noise(config: RunConfig, seed: int, device: torch.device) -> torc
     return torch.randn((config.n_generated, config.z_dim), generator=generator).to(device)
 
 
+def cell_identity(plan: Plan, strategy: Strategy, shots: int, seed: int) -> dict[str, Any]:
+    """The columns of a cells.csv row that say which cell it is and which data it used."""
+    return {
+        "pair": plan.config.pair,
+        "pair_fingerprint": plan.fingerprint,
+        "reference_fingerprint": plan.reference_fingerprint,
+        "shots": shots,
+        "shots_fingerprint": plan.shots[shots, seed].fingerprint,
+        "strategy": strategy.label,
+        "strategy_name": strategy.name,
+        "params": json.dumps(strategy.params, sort_keys=True),
+        "seed": seed,
+    }
+
+
+def failed_cell(plan: Plan, strategy: Strategy, shots: int, seed: int, error: BaseException) -> dict[str, Any]:
+    """The cells.csv row of a cell whose strategy (or a plugin hook) raised: status ``failed`` and the error."""
+    message = " ".join(f"{type(error).__name__}: {error}".split())
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        config = plan.config
+        message = (f"out of GPU memory at batch size {config.batch_size}, resolution {config.resolution}, "
+                   f"width {config.width} ({message[:200]})")
+    return {
+        **cell_identity(plan, strategy, shots, seed),
+        "status": "failed",
+        "error": message,
+        "device": device_name(plan.device),
+        "metric": plan.extractor.metric,
+        "extractor": plan.extractor.name,
+        "n_generated": plan.config.n_generated,
+        "n_reference": len(plan.reference),
+        "tganbench_version": tganbench.__version__,
+        "torch_version": torch.__version__,
+    }
+
+
+def protocol(plan: Plan) -> dict[str, Any]:
+    """What must match for two runs' cells to belong in one results folder (the grid axes may differ).
+
+    Everything in the run config except the grid (strategies, seeds, shots),
+    presentation and file locations, plus the pair's content and the device.
+    """
+    ignored = {"strategies", "seeds", "shots", "profile", "plugins", "source_dir", "target_dir", "data_root",
+               "fd_target"}
+    settings = {k: v for k, v in plan.config.to_dict().items() if k not in ignored}
+    return {**settings, "pair_fingerprint": plan.fingerprint, "device": device_name(plan.device)}
+
+
+def check_resumable(out_dir: Path, expected: dict[str, Any], force_new: bool) -> bool:
+    """Whether ``out_dir`` holds earlier results of this protocol (to resume); read-only.
+
+    Results of another protocol are a UsageError, unless ``force_new`` (then
+    False: the caller discards them once it holds the folder's lock).
+    """
+    manifest_path = out_dir / "manifest.json"
+    if not manifest_path.is_file():
+        return False
+    try:
+        previous = json.loads(manifest_path.read_text()).get("protocol")
+    except (OSError, ValueError, AttributeError):
+        previous = None
+    if previous == json.loads(json.dumps(expected, default=str)):
+        return True
+    if force_new:
+        return False
+    if previous is None:
+        raise UsageError(f"{out_dir} holds results this version cannot resume; use another --out or --force-new")
+    changed = [f"{k} {previous.get(k)!r} -> {v!r}" for k, v in expected.items() if previous.get(k) != v]
+    raise UsageError(
+        f"{out_dir} holds a run with a different protocol ({'; '.join(changed[:4])}); "
+        "use another --out, or --force-new to discard its results"
+    )
+
+
 def run_cell(
     plan: Plan,
     strategy: Strategy,
@@ -186,17 +263,7 @@ def run_cell(
     noise = evaluation_noise(config, seed, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    cell = {
-        "pair": config.pair,
-        "pair_fingerprint": plan.fingerprint,
-        "reference_fingerprint": plan.reference_fingerprint,
-        "shots": shots,
-        "shots_fingerprint": plan.shots[shots, seed].fingerprint,
-        "strategy": strategy.label,
-        "strategy_name": strategy.name,
-        "params": json.dumps(strategy.params, sort_keys=True),
-        "seed": seed,
-    }
+    cell = cell_identity(plan, strategy, shots, seed)
     evals: list[dict[str, Any]] = []
 
     def evaluate(step: int, train_seconds: float) -> None:
@@ -252,13 +319,20 @@ def run(
     cache_dir: Path,
     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
     quiet: bool = False,
+    force_new: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run every cell of ``config`` and write the results folder; returns the cells and evals tables.
 
-    Progress shows as bars on a terminal, or (no terminal, or ``quiet``) as plain lines.
+    A folder that already holds cells of the same protocol is resumed: its
+    finished cells (ok or diverged) are kept and skipped, failed ones rerun.
+    A cell whose strategy or a plugin hook raises is recorded as ``failed``
+    (traceback in ``errors.log``) and the run goes on. Progress shows as bars on
+    a terminal, or (no terminal, or ``quiet``) as plain lines.
     """
     data_root = Path(config.data_root) if config.data_root else cache_dir / "data"
     plan = plan_run(config, registry, data_root)
+    expected = protocol(plan)
+    resuming = check_resumable(out_dir, expected, force_new)
     hook = registry.manager.hook
     started = datetime.now(timezone.utc)
     log(f"run: {len(plan.strategies)} strategies x {len(config.seeds)} seeds x shots "
@@ -277,8 +351,39 @@ def run(
         quiet=quiet,
     )
     store = ResultsStore(out_dir)
+    try:
+        return _run_cells(plan, store, evaluator, expected, resuming, started, hook, cache_dir, log, quiet)
+    finally:
+        store.close()
+
+
+def _run_cells(
+    plan: Plan,
+    store: ResultsStore,
+    evaluator: Evaluator,
+    expected: dict[str, Any],
+    resuming: bool,
+    started: datetime,
+    hook: Any,
+    cache_dir: Path,
+    log: Callable[[str], None],
+    quiet: bool,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The body of ``run`` once the results folder is held: source, manifest, cells, report."""
+    config = plan.config
+    if resuming:
+        kept = store.load_finished(lambda row: row.get("status") in FINISHED)
+        log(f"resume: {kept} finished cells already in {store.out_dir} are kept and skipped")
+    else:
+        store.clear()
+    finished = {cell_key(row) for row in store.cells}
+    todo = [
+        (shots, seed, strategy)
+        for shots in config.shots for seed in config.seeds for strategy in plan.strategies
+        if (shots, strategy.label, seed) not in finished
+    ]
     source = None
-    if any(strategy.from_source for strategy in plan.strategies):
+    if any(strategy.from_source for _, _, strategy in todo):
         source = source_checkpoint(
             plan.data,
             plan.model,
@@ -290,8 +395,9 @@ def run(
             quiet=quiet,
         )
     manifest = {
-        "run_id": out_dir.name,
+        "run_id": store.out_dir.name,
         "config": config.to_dict(),
+        "protocol": expected,
         "versions": _versions(),
         "git_revision": _git_revision(),
         "device": device_name(plan.device),
@@ -315,27 +421,56 @@ def run(
     }
     store.write_manifest(manifest)
 
+    total = len(finished) + len(todo)
     store.write_grid(REFERENCE_GRID, plan.reference)
-    total = len(config.shots) * len(config.seeds) * len(plan.strategies)
-    for shots in config.shots:
-        for seed in config.seeds:
-            store.write_grid(shots_grid(shots, seed), plan.shots[shots, seed].images)
-            for strategy in plan.strategies:
+    try:
+        for shots, seed, strategy in todo:
+            if not (store.out_dir / shots_grid(shots, seed)).is_file():
+                store.write_grid(shots_grid(shots, seed), plan.shots[shots, seed].images)
+            try:
                 cell, evals, samples = run_cell(
                     plan, strategy.fresh_copy(), shots, seed, source, evaluator,
                     on_evaluated=lambda row: hook.tganbench_evaluated(row=row), quiet=quiet,
                 )
                 cell["samples"] = store.write_grid(samples_grid(shots, seed, strategy.label), samples)
-                store.add_cell(cell, evals)
-                hook.tganbench_cell_finished(row=cell)
-                log(f"cell {len(store.cells)}/{total} {cell['strategy']} {shots} shots seed {seed}: "
-                    f"{cell['status']}, {cell['metric']} {cell['fd_final']:.2f} "
-                    f"(best {cell['fd_best']:.2f} at step {cell['fd_best_step']}), "
-                    f"train {cell['train_seconds']:.1f} s, eval {cell['eval_seconds']:.1f} s")
+            except Exception as error:  # noqa: BLE001 - one failing cell must not cost the others
+                cell, evals = failed_cell(plan, strategy, shots, seed, error), []
+                store.log_error(f"[{datetime.now(timezone.utc).isoformat()}] cell {strategy.label} {shots} shots "
+                                f"seed {seed} failed:\n{traceback.format_exc()}")
+                if plan.device.type == "cuda":
+                    torch.cuda.empty_cache()
+            store.add_cell(cell, evals)
+            _notify(store, log, "tganbench_cell_finished", lambda: hook.tganbench_cell_finished(row=cell))
+            log(_cell_line(cell, len(store.cells), total))
+    except KeyboardInterrupt:
+        manifest["interrupted"] = datetime.now(timezone.utc).isoformat()
+        store.write_manifest(manifest)
+        log(f"interrupted: {len(store.cells)} of {total} cells are finished and kept in {store.out_dir}; "
+            f"run the same command with --out {store.out_dir} to resume")
+        raise
 
     cells, evals = pd.DataFrame(store.cells), pd.DataFrame(store.evals)
     manifest["finished"] = datetime.now(timezone.utc).isoformat()
     store.write_manifest(manifest)
-    write_report(out_dir)
-    hook.tganbench_run_finished(out_dir=str(out_dir), cells=store.cells)
+    write_report(store.out_dir)
+    _notify(store, log, "tganbench_run_finished",
+            lambda: hook.tganbench_run_finished(out_dir=str(store.out_dir), cells=store.cells))
     return cells, evals
+
+
+def _notify(store: ResultsStore, log: Callable[[str], None], name: str, call: Callable[[], Any]) -> None:
+    """Call an observer hook; a plugin that raises is reported and logged, and the run goes on."""
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001 - a broken logger plugin must not stop the benchmark
+        store.log_error(f"[{datetime.now(timezone.utc).isoformat()}] hook {name} raised:\n{traceback.format_exc()}")
+        log(f"tganbench: warning: a plugin's {name} hook raised {type(error).__name__}: {error} (see errors.log)")
+
+
+def _cell_line(cell: dict[str, Any], done: int, total: int) -> str:
+    """The one line printed when a cell ends."""
+    head = f"cell {done}/{total} {cell['strategy']} {cell['shots']} shots seed {cell['seed']}: {cell['status']}"
+    if cell["status"] == "failed":
+        return f"{head}: {cell['error']} (traceback in errors.log)"
+    return (f"{head}, {cell['metric']} {cell['fd_final']:.2f} (best {cell['fd_best']:.2f} at step "
+            f"{cell['fd_best_step']}), train {cell['train_seconds']:.1f} s, eval {cell['eval_seconds']:.1f} s")

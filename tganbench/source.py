@@ -11,8 +11,8 @@ from typing import Callable
 
 import torch
 
-import tganbench
 from tganbench.data.pairs import PairData
+from tganbench.fingerprints import code_version, state_fingerprint
 from tganbench.models import ModelConfig, build_models
 from tganbench.strategy import Strategy
 from tganbench.train import TrainConfig, train
@@ -41,15 +41,6 @@ class SourceCheckpoint:
     cached: bool
 
 
-def code_version() -> str:
-    """Hash of the package version and the code that produces checkpoints."""
-    digest = hashlib.sha256(tganbench.__version__.encode())
-    package = Path(tganbench.__file__).parent
-    for name in _CODE_FILES:
-        digest.update((package / name).read_bytes())
-    return digest.hexdigest()[:12]
-
-
 def source_key(pair_fingerprint: str, model: ModelConfig, config: TrainConfig, seed: int) -> str:
     """Content key of a source checkpoint: pair content, architecture, optimisation, steps, seed, code."""
     material = {
@@ -57,9 +48,24 @@ def source_key(pair_fingerprint: str, model: ModelConfig, config: TrainConfig, s
         "model": asdict(model),
         "train": asdict(config),
         "seed": seed,
-        "code": code_version(),
+        "code": code_version(*_CODE_FILES),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{name}": tensor for name, tensor in state.items()}
+
+
+def _load_verified(path: Path, key: str) -> dict:
+    """Load a cached checkpoint (``weights_only``) and check its key and content hash; raises if either fails."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    if saved.get("key") != key:
+        raise ValueError("the file belongs to another key")
+    checksum = state_fingerprint({**_prefixed("g", saved["g"]), **_prefixed("d", saved["d"])})
+    if checksum != saved.get("checksum"):
+        raise ValueError("checksum mismatch")
+    return saved
 
 
 def source_checkpoint(
@@ -76,19 +82,27 @@ def source_checkpoint(
     key = source_key(data.fingerprint(), model, config, seed)
     path = cache_dir / "sources" / f"{data.name}-{key}.pt"
     if path.exists():
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        log(f"source: reusing cached checkpoint {path} (trained in {saved['seconds']:.1f} s)")
-        return SourceCheckpoint(saved["g"], saved["d"], key, path, float(saved["seconds"]), cached=True)
+        try:
+            saved = _load_verified(path, key)
+            log(f"source: reusing cached checkpoint {path} (trained in {saved['seconds']:.1f} s)")
+            return SourceCheckpoint(saved["g"], saved["d"], key, path, float(saved["seconds"]), cached=True)
+        except Exception as error:  # noqa: BLE001 - any unreadable cache file is retrained, never fatal
+            reason = " ".join(f"{type(error).__name__}: {error}".split())[:120]
+            log(f"source: cached checkpoint {path} is unreadable or corrupt ({reason}); retraining it")
 
     log(f"source: pretraining on {len(data.source)} {data.name} source images for {config.steps} steps")
     g, d = build_models(model, seed, device)
     result = train(g, d, SourcePretraining(), data.source.to(device), config, seed, progress="source", quiet=quiet)
     if result.status != "ok":
         raise RuntimeError(f"source pretraining diverged at step {result.steps}; try a lower --lr")
+    g_state = {k: v.cpu() for k, v in g.state_dict().items()}
+    d_state = {k: v.cpu() for k, v in d.state_dict().items()}
     saved = {
-        "g": {k: v.cpu() for k, v in g.state_dict().items()},
-        "d": {k: v.cpu() for k, v in d.state_dict().items()},
+        "key": key,
+        "g": g_state,
+        "d": d_state,
         "seconds": result.train_seconds,
+        "checksum": state_fingerprint({**_prefixed("g", g_state), **_prefixed("d", d_state)}),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(f".tmp{os.getpid()}")

@@ -1,11 +1,12 @@
-"""The results folder: cells.csv, evals.csv, manifest.json and summary.md, written atomically."""
+"""The results folder: cells.csv, evals.csv, manifest.json, grids and logs, written atomically, one run at a time."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TextIO
 
 import pandas as pd
 import torch
@@ -14,8 +15,22 @@ from torchvision.utils import make_grid
 
 from tganbench.errors import UsageError
 
+try:
+    import fcntl  # Unix only
+except ImportError:  # pragma: no cover
+    fcntl = None
+
 # Sample grids show this many images, 8 per row.
 GRID_IMAGES = 64
+LOCK_FILE = ".lock"
+ERRORS_LOG = "errors.log"
+RESULT_FILES = ("cells.csv", "evals.csv", "manifest.json", "summary.md", "report.html", ERRORS_LOG)
+RESULT_FOLDERS = ("plots", "samples")
+
+
+def cell_key(row: dict[str, Any]) -> tuple[int, str, int]:
+    """What identifies a cell within one results folder: (shots, strategy label, seed)."""
+    return int(row["shots"]), str(row["strategy"]), int(row["seed"])
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -26,7 +41,13 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 class ResultsStore:
-    """One run's results folder. Rows are rewritten after every cell, so a crash keeps finished cells."""
+    """One run's results folder, held by one process at a time.
+
+    Rows are rewritten (atomically) after every cell, so a crash or a kill keeps
+    every finished cell. The folder is locked with ``flock`` on ``.lock`` for as
+    long as the store is open; the operating system drops the lock when the
+    process dies, so a killed run never blocks the next one. Call ``close()``.
+    """
 
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = Path(out_dir)
@@ -37,8 +58,66 @@ class ResultsStore:
             probe.unlink()
         except OSError as error:
             raise UsageError(f"cannot write to output folder {self.out_dir}: {error.strerror or error}") from None
+        self._lock = self._acquire_lock()
         self.cells: list[dict[str, Any]] = []
         self.evals: list[dict[str, Any]] = []
+
+    def _acquire_lock(self) -> TextIO | None:
+        path = self.out_dir / LOCK_FILE
+        handle = open(path, "a+")  # noqa: SIM115 - held open until close()
+        if fcntl is None:  # pragma: no cover - no flock on this platform: no locking
+            return handle
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            handle.close()
+            raise UsageError(
+                f"results folder {self.out_dir} is in use by another tganbench run (process {owner}); "
+                "wait for it to finish or choose another --out"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        return handle
+
+    def close(self) -> None:
+        """Release the folder's lock (and remove the lock file)."""
+        if self._lock is not None:
+            (self.out_dir / LOCK_FILE).unlink(missing_ok=True)
+            self._lock.close()
+            self._lock = None
+
+    def load_finished(self, keep: Callable[[dict[str, Any]], bool]) -> int:
+        """Load the cells (and their evaluations) already in the folder for which ``keep(row)`` is true.
+
+        Returns how many were kept. Rows not kept (failed cells, say) are dropped
+        from both files when the next cell is written.
+        """
+        cells_path, evals_path = self.out_dir / "cells.csv", self.out_dir / "evals.csv"
+        if not cells_path.is_file():
+            return 0
+        cells = pd.read_csv(cells_path).to_dict("records")
+        evals = pd.read_csv(evals_path).to_dict("records") if evals_path.is_file() else []
+        kept = [row for row in cells if keep(row)]
+        keys = {cell_key(row) for row in kept}
+        self.cells = kept
+        self.evals = [row for row in evals if cell_key(row) in keys]
+        return len(kept)
+
+    def clear(self) -> None:
+        """Remove the results a previous run left in the folder (only the files and folders tganbench writes)."""
+        for name in RESULT_FILES:
+            (self.out_dir / name).unlink(missing_ok=True)
+        for name in RESULT_FOLDERS:
+            shutil.rmtree(self.out_dir / name, ignore_errors=True)
+
+    def log_error(self, text: str) -> None:
+        """Append ``text`` to ``errors.log`` in the folder (failed cells, failing plugin hooks)."""
+        with open(self.out_dir / ERRORS_LOG, "a") as log:
+            log.write(text.rstrip("\n") + "\n\n")
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         """Write ``manifest.json`` (config, versions, device, times)."""

@@ -118,6 +118,12 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _finite_weights(*modules: nn.Module) -> bool:
+    """Whether every parameter of ``modules`` is finite (one host synchronisation)."""
+    checks = [torch.isfinite(p).all() for module in modules for p in module.parameters()]
+    return bool(torch.stack(checks).all()) if checks else True
+
+
 def _adam(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer | None:
     return torch.optim.Adam(params, lr=config.lr, betas=(config.beta1, config.beta2)) if params else None
 
@@ -140,7 +146,7 @@ def train(
     steps and after the last step, with the training seconds spent so far; its
     own time is counted as evaluation, not training. Losses are
     read back to the host only every ``config.check_every`` steps, where a
-    non-finite loss stops the run with status "diverged". With ``progress`` set,
+    non-finite loss or weight stops the run with status "diverged". With ``progress`` set,
     the phase's progress is shown under that name: a bar on a terminal, else
     (or when ``quiet``) a plain line now and then (``tganbench.progress``).
     """
@@ -194,7 +200,7 @@ def train(
             bar.update()
         if step % config.check_every == 0 or step == config.steps:
             losses = {name: float(value) for name, value in step_losses.items()}
-            if not all(math.isfinite(value) for value in losses.values()):
+            if not all(math.isfinite(value) for value in losses.values()) or not _finite_weights(g, d):
                 status = "diverged"
                 break
         if evaluate is not None and (step == config.steps or (eval_every and step % eval_every == 0)):

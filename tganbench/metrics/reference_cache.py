@@ -11,27 +11,15 @@ from typing import Callable
 
 import torch
 
+from tganbench.fingerprints import code_version, state_fingerprint, tensor_fingerprint
 from tganbench.metrics.extractors import ExtractorSpec
 
-
-def tensor_fingerprint(images: torch.Tensor) -> str:
-    """Content hash of a tensor: its shape (so the resolution) and its bytes."""
-    digest = hashlib.sha256(str(tuple(images.shape)).encode())
-    digest.update(images.contiguous().cpu().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-def weights_fingerprint(module: torch.nn.Module) -> str:
-    """Hash of a network's parameters and buffers: different weights, different key."""
-    digest = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:16]
+# The files whose code decides what cached reference features contain.
+_CODE_FILES = ("metrics/evaluator.py", "metrics/reference_cache.py")
 
 
 def reference_key(reference: torch.Tensor, spec: ExtractorSpec, extractor: torch.nn.Module) -> str:
-    """Key of (reference content and resolution, extractor, its weights, feature layer, torch-fidelity version)."""
+    """Key of (reference content and resolution, extractor, weights, feature layer, torch-fidelity and our code)."""
     try:
         fidelity = version("torch-fidelity")
     except PackageNotFoundError:  # pragma: no cover - it is a dependency
@@ -41,8 +29,9 @@ def reference_key(reference: torch.Tensor, spec: ExtractorSpec, extractor: torch
         "extractor": spec.name,
         "fidelity_name": spec.fidelity_name,
         "feature_layer": spec.feature_layer,
-        "weights": weights_fingerprint(extractor),
+        "weights": state_fingerprint(extractor.state_dict()),
         "torch_fidelity": fidelity,
+        "code": code_version(*_CODE_FILES),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -65,12 +54,15 @@ def cached_features(
             features = saved["features"]
             if saved["key"] != key or features.ndim != 2 or len(features) != rows:
                 raise ValueError("content does not match its key")
+            if tensor_fingerprint(features) != saved["checksum"]:
+                raise ValueError("checksum mismatch")
             return features, True
         except Exception as error:  # noqa: BLE001 - any unreadable cache file is rebuilt, never fatal
-            log(f"reference features: cache file {path} is unreadable ({type(error).__name__}); recomputing")
+            log(f"reference features: cache file {path} is unreadable or corrupt ({type(error).__name__}: "
+                f"{' '.join(str(error).split())[:100]}); recomputing")
     features = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save({"key": key, "features": features}, temporary)
+    torch.save({"key": key, "features": features, "checksum": tensor_fingerprint(features)}, temporary)
     os.replace(temporary, path)
     return features, False
