@@ -46,7 +46,7 @@ def time_loops(resolution: int, args: argparse.Namespace, device: torch.device) 
     """Steps/s of the plain loop and of tganbench's loop (plus its bf16 / compiled variants if asked)."""
     quick = resolve_config("quick")
     model = ModelConfig(resolution=resolution, width=args.width, z_dim=quick.z_dim)
-    images = render_shapes("triangle", quick.shots, resolution, seed=3)
+    images = render_shapes("triangle", quick.shots[0], resolution, seed=3)
     on_device = images.to(device)
     variants = [("plain PyTorch loop", None)]
     variants.append(("tganbench loop (fp32)", TrainConfig(steps=args.steps, batch_size=args.batch_size)))

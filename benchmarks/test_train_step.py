@@ -21,7 +21,7 @@ STRATEGIES = list(load_plugins().strategies)
 @pytest.mark.parametrize("name", STRATEGIES)
 def test_ten_training_steps(benchmark, name):
     registry = load_plugins()
-    images = render_shapes("triangle", QUICK.shots, QUICK.resolution, seed=3)
+    images = render_shapes("triangle", QUICK.shots[0], QUICK.resolution, seed=3)
     model = ModelConfig(resolution=QUICK.resolution, width=QUICK.width, z_dim=QUICK.z_dim)
     g, d = build_models(model, seed=0, device=torch.device("cpu"))
     strategy = registry.strategies[name].obj()

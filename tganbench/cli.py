@@ -1,15 +1,16 @@
-"""Command line: ``tganbench run``, ``report``, ``list`` and ``check-plugin``."""
+"""Command line: ``tganbench run``, ``report``, ``compare``, ``list`` and ``check-plugin``."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 
 from tganbench.config import PROFILES, RunConfig, default_cache_dir, parse_seeds, parse_shots, resolve_config
+from tganbench.config_file import config_file_arguments
 from tganbench.errors import UsageError
 from tganbench.plugins import Registry, load_plugins
 
@@ -31,6 +32,8 @@ def _build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", parents=[plugin_option], help="run strategies and write a results folder")
+    run.add_argument("--config", default=None, metavar="FILE.toml",
+                     help="settings from a TOML file (keys are these flags); flags given here override it")
     run.add_argument("--strategies", default="all", help="'all' or NAME[key=value,...] items, comma-separated")
     run.add_argument("--pair", default=None, help="registered source/target pair (default: shapes)")
     run.add_argument("--source", dest="source_dir", default=None, metavar="DIR",
@@ -62,12 +65,26 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="FD for time-to-quality (default: scratch's final FD of the same seed and shots)")
     run.add_argument("--out", default=None, help="results folder (default: results/<date>-<time>-<pair>)")
     run.add_argument("--cache-dir", default=None, help="source checkpoint cache (default: $TGANBENCH_CACHE or ~/.cache/tganbench)")
-    run.add_argument("--quiet", action="store_true", help="no progress bars: plain progress lines every 30 s")
-    run.add_argument("--force-new", action="store_true",
+    run.add_argument("--quiet", action="store_true", default=None,
+                     help="no progress bars: plain progress lines every 30 s")
+    run.add_argument("--force-new", action="store_true", default=None,
                      help="discard results of another protocol in --out instead of refusing")
 
+    parser.run_options = run._actions  # noqa: SLF001 - the `run` flags, for config files
     report = commands.add_parser("report", help="rebuild summary.md, plots and report.html of a results folder")
     report.add_argument("results_dir", metavar="RESULTS_DIR", help="a folder written by tganbench run")
+
+    compare = commands.add_parser("compare", help="regression gate: compare a results folder with a baseline")
+    compare.add_argument("baseline", metavar="BASELINE", help="results folder to compare against")
+    compare.add_argument("current", metavar="CURRENT", help="results folder of the run under test")
+    compare.add_argument(
+        "--max-regression", action="append", default=[], metavar="METRIC=LIMIT",
+        help="allowed worsening per metric: fd=10%%, fd_best=10%%, kid=0.5 (absolute), train_seconds=50%%, "
+             "time=off (repeatable; defaults: fd=10%%, fd_best=10%%, train_seconds=50%%)",
+    )
+    compare.add_argument("--allow-protocol-change", action="store_true",
+                         help="compare even when steps, extractor, N generated/reference ... differ")
+    compare.add_argument("--output", metavar="FILE.md", help="also write the Markdown table to this file")
 
     commands.add_parser("list", parents=[plugin_option], help="show registered strategies, pairs and extractors")
 
@@ -84,21 +101,38 @@ def _warn(registry: Registry) -> None:
         print(f"tganbench: warning: {warning}", file=sys.stderr)
 
 
-def _command_run(args: argparse.Namespace) -> int:
-    from tganbench.report import format_table, summary_caption, summary_table
-    from tganbench.runner import run
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything ``tganbench run`` was asked to do, resolved from the flags (and a config file)."""
 
+    config: RunConfig
+    out: str | None
+    cache_dir: str | None
+    quiet: bool
+    force_new: bool
+
+
+def run_settings(args: argparse.Namespace) -> RunSettings:
+    """Resolve and validate the parsed ``run`` arguments (no data is loaded)."""
     # Every `run` flag named like a RunConfig field is a setting; None means "not given".
     settings = {f.name: getattr(args, f.name) for f in fields(RunConfig) if f.name in vars(args)}
     settings["seeds"] = parse_seeds(args.seeds) if args.seeds is not None else None
     settings["shots"] = parse_shots(args.shots) if args.shots is not None else None
     settings["plugins"] = tuple(args.plugin)
-    config = resolve_config(**settings)
-    registry = load_plugins(args.plugin)
+    return RunSettings(resolve_config(**settings), args.out, args.cache_dir, bool(args.quiet), bool(args.force_new))
+
+
+def _command_run(args: argparse.Namespace) -> int:
+    from tganbench.report import format_table, summary_caption, summary_table
+    from tganbench.runner import run
+
+    settings = run_settings(args)
+    config = settings.config
+    registry = load_plugins(list(config.plugins))
     _warn(registry)
-    out_dir = Path(args.out) if args.out else Path("results") / f"{datetime.now():%Y%m%d-%H%M%S}-{config.pair}"
-    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    cells, evals = run(config, registry, out_dir, cache_dir, quiet=args.quiet, force_new=args.force_new)
+    out_dir = Path(settings.out) if settings.out else Path("results") / f"{datetime.now():%Y%m%d-%H%M%S}-{config.pair}"
+    cache_dir = Path(settings.cache_dir) if settings.cache_dir else default_cache_dir()
+    cells, evals = run(config, registry, out_dir, cache_dir, quiet=settings.quiet, force_new=settings.force_new)
     print(summary_caption(cells, config.fd_target))
     print(format_table(summary_table(cells, evals, config.fd_target)))
     print(f"\nresults: {out_dir}", file=sys.stderr)
@@ -150,13 +184,46 @@ def _command_report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _command_run, "list": _command_list, "report": _command_report, "check-plugin": _command_check_plugin}
+def _command_compare(args: argparse.Namespace) -> int:
+    from tganbench.compare import compare, thresholds_from
+
+    comparison = compare(
+        Path(args.baseline), Path(args.current), thresholds_from(args.max_regression), args.allow_protocol_change
+    )
+    text = comparison.markdown()
+    print(text)
+    if args.output:
+        try:
+            Path(args.output).write_text(text)
+        except OSError as error:
+            raise UsageError(f"cannot write {args.output}: {error.strerror or error}") from None
+    print(f"compare: {comparison.regressions} regression(s)", file=sys.stderr)
+    return 1 if comparison.regressions else 0
+
+
+COMMANDS = {
+    "run": _command_run,
+    "report": _command_report,
+    "compare": _command_compare,
+    "list": _command_list,
+    "check-plugin": _command_check_plugin,
+}
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``; for ``run --config FILE`` the file's settings come first, so typed flags override them."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "run" and args.config:
+        flags = {flag for action in parser.run_options for flag in action.option_strings if flag.startswith("--")}
+        args = parser.parse_args(["run", *config_file_arguments(args.config, flags), *argv[1:]])
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tganbench`` console script; returns the exit code."""
     try:
-        args = _build_parser().parse_args(argv)
+        args = parse_arguments(sys.argv[1:] if argv is None else argv)
         return COMMANDS[args.command](args)
     except UsageError as error:
         print("tganbench: error: " + " ".join(str(error).split()), file=sys.stderr)
