@@ -135,8 +135,14 @@ class ResultsStore:
         atomic_write_text(self.out_dir / name, text)
 
     def write_grid(self, name: str, images: torch.Tensor) -> str:
-        """Save the first 64 of ``images`` (uint8, N x 3 x H x W) as one PNG grid at ``name``; returns ``name``."""
-        grid = make_grid(images[:GRID_IMAGES].cpu(), nrow=8, padding=2, pad_value=255)
+        """Save 64 of ``images`` (uint8, N x 3 x H x W) as one PNG grid at ``name``; returns ``name``.
+
+        With more than 64 images they are taken evenly spaced through the set, so a
+        set stored in folder order (one photo after another) is shown whole.
+        """
+        if len(images) > GRID_IMAGES:
+            images = images[torch.linspace(0, len(images) - 1, GRID_IMAGES).round().long()]
+        grid = make_grid(images.cpu(), nrow=8, padding=2, pad_value=255)
         path = self.out_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
