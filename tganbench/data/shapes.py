@@ -40,7 +40,9 @@ def render_shapes(shape: str, count: int, resolution: int, seed: int) -> torch.T
     """Render ``count`` images of one shape family as a uint8 tensor (N, 3, H, W).
 
     Deterministic for ``seed`` on every machine: parameters are drawn on the CPU
-    from a private generator and the drawing is plain float arithmetic.
+    from a private generator and the drawing is done in float64, so last-bit
+    differences between math kernels (which do occur between processes in
+    float32) cannot flip a pixel's rounding.
     """
     return render_shapes_with_parameters(shape, count, resolution, seed)[0]
 
@@ -56,7 +58,7 @@ def render_shapes_with_parameters(
     gen = torch.Generator().manual_seed(seed)
 
     def uniform(low: float, high: float, *shape_: int) -> torch.Tensor:
-        return low + (high - low) * torch.rand(count, *shape_, generator=gen)
+        return low + (high - low) * torch.rand(count, *shape_, generator=gen).double()
 
     bg_a, bg_b = uniform(0, 1, 3), uniform(0, 1, 3)
     bg_angle = uniform(0, 2 * math.pi)
@@ -68,7 +70,7 @@ def render_shapes_with_parameters(
     size = uniform(0.35, 0.65)
     rotation = uniform(0, 2 * math.pi)
 
-    axis = (torch.arange(resolution, dtype=torch.float32) + 0.5) / resolution * 2 - 1
+    axis = (torch.arange(resolution, dtype=torch.float64) + 0.5) / resolution * 2 - 1
     y, x = torch.meshgrid(axis, axis, indexing="ij")
     x, y = x[None], y[None]
 
@@ -88,4 +90,4 @@ def render_shapes_with_parameters(
     image = background * (1 - alpha) + fg[:, :, None, None] * alpha
     images = (image * 255).round().clamp(0, 255).to(torch.uint8)
     parameters = torch.cat([fg, (bg_a + bg_b) / 2, cx[:, None], cy[:, None], size[:, None]], dim=1)
-    return images, parameters
+    return images, parameters.float()
