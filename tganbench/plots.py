@@ -23,6 +23,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from tganbench.report import BASELINE, mean_interval, metric_label
+from tganbench.store import REFERENCE_GRID, shots_grid
 
 DPI = 100
 SOURCE_LABEL = "source pretraining (once, shared)"
@@ -218,8 +219,8 @@ def plot_samples(results_dir: Path, cells: pd.DataFrame, shots: int, seed: int, 
     """
     results_dir = Path(results_dir)
     cell_rows = cells[(cells["shots"] == shots) & (cells["seed"] == seed)]
-    panels = [("held-out reference", results_dir / "samples" / "reference.png"),
-              (f"{shots} training shots", results_dir / "samples" / f"shots-{shots}-seed{seed}.png")]
+    panels = [("held-out reference", results_dir / REFERENCE_GRID),
+              (f"{shots} training shots", results_dir / shots_grid(shots, seed))]
     for _, row in cell_rows.iterrows():
         if isinstance(row.get("samples"), str):
             panels.append((f"{row['strategy']} ({row['status']})", results_dir / row["samples"]))

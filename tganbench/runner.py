@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import platform
-import re
 import subprocess
 import sys
 import traceback
@@ -21,13 +20,13 @@ import tganbench
 from tganbench.config import RunConfig
 from tganbench.data.pairs import Pair, PairData, Shots, draw_shots
 from tganbench.errors import UsageError
-from tganbench.metrics.evaluator import Evaluator
 from tganbench.fingerprints import tensor_fingerprint
+from tganbench.metrics.evaluator import Evaluator
 from tganbench.models import ModelConfig, build_models
 from tganbench.plugins import Registry
 from tganbench.render import write_report
 from tganbench.source import SourceCheckpoint, source_checkpoint
-from tganbench.store import GRID_IMAGES, ResultsStore, cell_key
+from tganbench.store import GRID_IMAGES, REFERENCE_GRID, ResultsStore, cell_key, samples_grid, shots_grid
 from tganbench.strategy import Strategy, parse_strategies
 from tganbench.train import sample_images, train
 
@@ -40,19 +39,8 @@ except ImportError:  # pragma: no cover
 EVAL_NOISE_SEED_OFFSET = 1_000_003
 
 
-REFERENCE_GRID = "samples/reference.png"
 # Statuses of cells a resumed run keeps; "failed" cells are run again.
 FINISHED = ("ok", "diverged")
-
-
-def shots_grid(shots: int, seed: int) -> str:
-    """Where the grid of the real training shots of (shots, seed) goes in the results folder."""
-    return f"samples/shots-{shots}-seed{seed}.png"
-
-
-def samples_grid(shots: int, seed: int, label: str) -> str:
-    """Where a cell's final samples go: one file per (shots, seed, strategy label)."""
-    return f"samples/{shots}shots-seed{seed}-{re.sub(r'[^A-Za-z0-9.=_-]+', '_', label).strip('_')}.png"
 
 
 def resolve_device(name: str) -> torch.device:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -14,6 +13,7 @@ import torch
 from tganbench.data.pairs import PairData
 from tganbench.fingerprints import code_version, state_fingerprint
 from tganbench.models import ModelConfig, build_models
+from tganbench.store import atomic_write
 from tganbench.strategy import Strategy
 from tganbench.train import TrainConfig, train
 
@@ -104,9 +104,6 @@ def source_checkpoint(
         "seconds": result.train_seconds,
         "checksum": state_fingerprint({**_prefixed("g", g_state), **_prefixed("d", d_state)}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(saved, temporary)
-    os.replace(temporary, path)
+    atomic_write(path, lambda temporary: torch.save(saved, temporary))
     log(f"source: trained in {result.train_seconds:.1f} s ({result.steps / result.train_seconds:.1f} steps/s), cached at {path}")
     return SourceCheckpoint(saved["g"], saved["d"], key, path, result.train_seconds, cached=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Callable, TextIO
@@ -33,11 +34,33 @@ def cell_key(row: dict[str, Any]) -> tuple[int, str, int]:
     return int(row["shots"]), str(row["strategy"]), int(row["seed"])
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(temporary)`` for a file beside ``path``, then rename it over ``path``.
+
+    A reader (or a run killed half-way) sees the old file or the new one, never a part.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    temporary.write_text(text)
+    write(temporary)
     os.replace(temporary, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    atomic_write(path, lambda temporary: temporary.write_text(text))
+
+
+REFERENCE_GRID = "samples/reference.png"
+
+
+def shots_grid(shots: int, seed: int) -> str:
+    """Where the grid of the real training shots of (shots, seed) goes in a results folder."""
+    return f"samples/shots-{shots}-seed{seed}.png"
+
+
+def samples_grid(shots: int, seed: int, label: str) -> str:
+    """Where a cell's final samples go: one file per (shots, seed, strategy label)."""
+    return f"samples/{shots}shots-seed{seed}-{re.sub(r'[^A-Za-z0-9.=_-]+', '_', label).strip('_')}.png"
 
 
 class ResultsStore:
@@ -142,10 +165,6 @@ class ResultsStore:
         """
         if len(images) > GRID_IMAGES:
             images = images[torch.linspace(0, len(images) - 1, GRID_IMAGES).round().long()]
-        grid = make_grid(images.cpu(), nrow=8, padding=2, pad_value=255)
-        path = self.out_dir / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        Image.fromarray(grid.permute(1, 2, 0).numpy()).save(temporary, format="PNG")
-        os.replace(temporary, path)
+        grid = Image.fromarray(make_grid(images.cpu(), nrow=8, padding=2, pad_value=255).permute(1, 2, 0).numpy())
+        atomic_write(self.out_dir / name, lambda temporary: grid.save(temporary, format="PNG"))
         return name

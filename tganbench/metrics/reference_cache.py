@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Callable
@@ -13,6 +12,7 @@ import torch
 
 from tganbench.fingerprints import code_version, state_fingerprint, tensor_fingerprint
 from tganbench.metrics.extractors import ExtractorSpec
+from tganbench.store import atomic_write
 
 # The files whose code decides what cached reference features contain.
 _CODE_FILES = ("metrics/evaluator.py", "metrics/reference_cache.py")
@@ -61,8 +61,6 @@ def cached_features(
             log(f"reference features: cache file {path} is unreadable or corrupt ({type(error).__name__}: "
                 f"{' '.join(str(error).split())[:100]}); recomputing")
     features = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save({"key": key, "features": features, "checksum": tensor_fingerprint(features)}, temporary)
-    os.replace(temporary, path)
+    saved = {"key": key, "features": features, "checksum": tensor_fingerprint(features)}
+    atomic_write(path, lambda temporary: torch.save(saved, temporary))
     return features, False
