@@ -32,6 +32,7 @@ SAMPLES = {
     "--device": "cpu",
     "--precision": "bf16",
     "--compile": True,
+    "--memory-format": "contiguous",
     "--feature-extractor": "inception",
     "--feature-extractor-weights": "weights.pth",
     "--fd-target": 42.5,

@@ -45,12 +45,14 @@ class RunConfig:
     device: str = "auto"
     precision: str = "fp32"
     compile: bool = False
+    memory_format: str = "channels-last"
     plugins: tuple[str, ...] = field(default_factory=tuple)
 
     def train_config(self, steps: int) -> TrainConfig:
         """The optimisation settings of this run for a phase of ``steps`` steps."""
         return TrainConfig(
-            steps=steps, batch_size=self.batch_size, lr=self.lr, precision=self.precision, compile=self.compile
+            steps=steps, batch_size=self.batch_size, lr=self.lr, precision=self.precision, compile=self.compile,
+            memory_format=self.memory_format,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,6 +72,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         n_generated=5000, n_reference=2000, kid_subsets=100, kid_subset_size=1000, seeds=(0, 1, 2, 3, 4),
     ),
 }
+
+MEMORY_FORMATS = ("channels-last", "contiguous")
 
 POSITIVE_INTS = ("width", "z_dim", "batch_size", "source_steps", "target_steps", "eval_every",
                  "n_generated", "n_reference", "kid_subsets", "kid_subset_size")
@@ -140,6 +144,8 @@ def resolve_config(profile: str = "quick", **overrides: Any) -> RunConfig:
         raise UsageError(f"--lr must be positive, got {config.lr}")
     if config.precision not in ("fp32", "bf16"):
         raise UsageError(f"--precision must be fp32 or bf16, got '{config.precision}'")
+    if config.memory_format not in MEMORY_FORMATS:
+        raise UsageError(f"--memory-format must be {' or '.join(MEMORY_FORMATS)}, got '{config.memory_format}'")
     if config.device not in ("auto", "cpu", "cuda"):
         raise UsageError(f"--device must be auto, cpu or cuda, got '{config.device}'")
     return config

@@ -255,7 +255,8 @@ def run_cell(
     evals: list[dict[str, Any]] = []
 
     def evaluate(step: int, train_seconds: float) -> None:
-        scores = evaluator.score(sample_images(g, noise))
+        # KID only for the final model, the one the tables report; curves and best FD use FD.
+        scores = evaluator.score(sample_images(g, noise), kid=step == config.target_steps)
         keys = {k: cell[k] for k in ("pair", "shots", "strategy", "seed")}
         evals.append({**keys, "step": step, "train_seconds": train_seconds, **scores})
         on_evaluated(evals[-1])

@@ -30,6 +30,7 @@ class TrainConfig:
     check_every: int = 50
     precision: str = "fp32"  # "bf16": autocast the step (meant for CUDA)
     compile: bool = False  # torch.compile G and D in place
+    memory_format: str = "channels-last"  # or "contiguous": the layout of G's and D's weights and activations
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -43,7 +44,7 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sample_images(g: Generator, noise: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+def sample_images(g: Generator, noise: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
     """uint8 images from ``g`` in eval mode for each row of ``noise`` (the evaluation samples)."""
     g.eval()
     return torch.cat([to_uint8(g(noise[i : i + batch_size])) for i in range(0, len(noise), batch_size)])
@@ -125,7 +126,11 @@ def _finite_weights(*modules: nn.Module) -> bool:
 
 
 def _adam(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer | None:
-    return torch.optim.Adam(params, lr=config.lr, betas=(config.beta1, config.beta2)) if params else None
+    if not params:
+        return None
+    # On CUDA the fused kernel updates all parameters in one launch; elsewhere keep PyTorch's default.
+    fused = True if params[0].device.type == "cuda" else None
+    return torch.optim.Adam(params, lr=config.lr, betas=(config.beta1, config.beta2), fused=fused)
 
 
 def train(
@@ -151,6 +156,11 @@ def train(
     (or when ``quiet``) a plain line now and then (``tganbench.progress``).
     """
     device = images.device
+    if config.memory_format == "channels-last":
+        # NHWC convolutions: on a CPU this made a step about 1.3x and sampling about 3x faster
+        # (benchmarks/RESULTS.md). Module.to changes the layout of the parameters in place.
+        g.to(memory_format=torch.channels_last)
+        d.to(memory_format=torch.channels_last)
     if config.compile:
         g.compile()
         d.compile()

@@ -36,7 +36,7 @@ class Evaluator:
         kid_subsets: int,
         kid_subset_size: int,
         weights_path: str | None = None,
-        batch_size: int = 250,
+        batch_size: int = 100,
         cache_dir: Path | None = None,
         log: Callable[[str], None] = lambda message: None,
         quiet: bool = False,
@@ -93,15 +93,25 @@ class Evaluator:
         progress.close()
         return torch.cat(out)
 
-    def score(self, images: torch.Tensor) -> dict[str, float]:
-        """FD (or FID) and KID mean/std of ``images`` (uint8, N x 3 x H x W) against the reference."""
+    def score(self, images: torch.Tensor, kid: bool = True) -> dict[str, float]:
+        """FD (or FID) and KID mean/std of ``images`` (uint8, N x 3 x H x W) against the reference.
+
+        With ``kid=False`` the KID entries are NaN: KID over many subsets costs
+        more than sampling, features and FD together on a CPU.
+        """
         features = self.features(images)
         fd = fid_statistics_to_metric(self.reference_statistics, fid_features_to_statistics(features), verbose=False)
-        kid = kid_features_to_metric(
+        if not kid:
+            return {"fd": fd[KEY_METRIC_FID], "kid_mean": float("nan"), "kid_std": float("nan")}
+        kid_scores = kid_features_to_metric(
             features,
             self.reference_features,
             kid_subsets=self.kid_subsets,
             kid_subset_size=min(self.kid_subset_size, len(features), self.n_reference),
             verbose=False,
         )
-        return {"fd": fd[KEY_METRIC_FID], "kid_mean": kid[KEY_METRIC_KID_MEAN], "kid_std": kid[KEY_METRIC_KID_STD]}
+        return {
+            "fd": fd[KEY_METRIC_FID],
+            "kid_mean": kid_scores[KEY_METRIC_KID_MEAN],
+            "kid_std": kid_scores[KEY_METRIC_KID_STD],
+        }

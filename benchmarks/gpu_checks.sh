@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Every GPU check and benchmark of the speed work in one command, for a GPU lent for a few minutes.
+#
+#   OUT=results/gpu-checks bash benchmarks/gpu_checks.sh
+#
+# Run from the repository root with tganbench importable (installed, or PYTHONPATH=.).
+# Writes to $OUT: log.txt (every figure, in order), compare-bf16.md (bf16 against
+# fp32, cell by cell) and runs.tgz (the two quick runs' CSVs, manifests and
+# summaries). Each step has its own time limit, so a slow step cannot take the
+# rest with it. DEVICE=cpu and PROFILE=smoke give a fast dry run on a CPU.
+set -u
+OUT=${OUT:-results/gpu-checks}
+DEVICE=${DEVICE:-cuda}
+PROFILE=${PROFILE:-quick}
+SEEDS=${SEEDS:-3}
+STEPS=${STEPS:-300}
+RUNS=${RUNS:-/tmp/tganbench-gpu-runs}
+mkdir -p "$OUT" "$RUNS"
+export PYTHONUNBUFFERED=1
+export TGANBENCH_CACHE=${TGANBENCH_CACHE:-/tmp/tganbench-gpu-cache}
+LOG="$OUT/log.txt"
+step() { echo; echo "== $(date +%T) $*" | tee -a "$LOG"; }
+
+step "device"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 || true; } | tee -a "$LOG"
+python3 -c "import torch; print('torch', torch.__version__, '| cuda', torch.cuda.is_available(), '| cpus', __import__('os').cpu_count())" \
+    2>&1 | tee -a "$LOG"
+
+step "training loops: plain PyTorch loop against tganbench's variants, 32x32 and 64x64, batch 64"
+timeout 170 python3 benchmarks/compare_loops.py --device "$DEVICE" --resolutions 32,64 \
+    --variants fp32,fp32-contiguous,bf16,bf16-contiguous,cuda-graph \
+    --steps "$STEPS" --warmup 30 --repeats 3 2>&1 | tee -a "$LOG"
+
+for precision in fp32 bf16; do
+    step "tganbench run --strategies all --seeds $SEEDS --precision $precision ($PROFILE profile)"
+    timeout 170 python3 -m tganbench.cli run --strategies all --seeds "$SEEDS" --profile "$PROFILE" \
+        --device "$DEVICE" --precision "$precision" --quiet --out "$RUNS/$PROFILE-$precision" 2>&1 | tee -a "$LOG"
+done
+
+step "evaluation share of the runs' wall time; peak memory per cell"
+python3 - "$RUNS" 2>&1 <<'EOF' | tee -a "$LOG"
+import sys
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+sys.path.insert(0, "benchmarks")
+from compare_loops import evaluation_share
+
+folders = sorted(p for p in Path(sys.argv[1]).iterdir() if (p / "manifest.json").is_file())
+print(tabulate([evaluation_share(p) for p in folders],
+               headers=["run", "profile", "wall s", "evaluation s", "evaluation share"], floatfmt=".3f"))
+for folder in folders:
+    cells = pd.read_csv(folder / "cells.csv")
+    print(f"{folder.name}: peak memory per cell {cells['peak_memory_mb'].min():.1f}-{cells['peak_memory_mb'].max():.1f} MB "
+          f"({cells['peak_memory_kind'].iloc[0]}); steps/s median {cells['steps_per_second'].median():.1f}")
+EOF
+
+step "bf16 against fp32, cell by cell (the effect of bf16 on FD)"
+timeout 60 python3 -m tganbench.cli compare "$RUNS/$PROFILE-fp32" "$RUNS/$PROFILE-bf16" --allow-protocol-change \
+    --max-regression time=off --output "$OUT/compare-bf16.md" 2>&1 | tee -a "$LOG"
+tar czf "$OUT/runs.tgz" -C "$RUNS" --exclude=samples --exclude=plots --exclude=report.html --exclude=.lock . \
+    2>&1 | tee -a "$LOG"
+
+step "torch.compile variants at 32x32 (compilation time not counted)"
+timeout 150 python3 benchmarks/compare_loops.py --device "$DEVICE" --resolutions 32 \
+    --variants compile,compile-reduce-overhead --steps "$STEPS" --warmup 30 --repeats 3 --eval-images 100 \
+    2>&1 | tee -a "$LOG"
+
+step "test suite parts that exercise the training device (device auto: the GPU)"
+timeout 120 python3 -m pytest -q -x -p no:cacheprovider tests/test_end_to_end.py tests/test_fast_path.py \
+    tests/test_divergence.py 2>&1 | tail -15 | tee -a "$LOG"
+step "done"
