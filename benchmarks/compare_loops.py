@@ -11,9 +11,10 @@ Variants of tganbench's loop (``--variants``, comma-separated):
     fp32-contiguous    fp32 with the plain loop's NCHW layout
     bf16               bf16 autocast (--precision bf16), channels-last
     bf16-contiguous    bf16 autocast, NCHW
-    compile            torch.compile G and D (--compile)
+    compile            torch.compile G and D (--compile), channels-last
+    compile-contiguous torch.compile G and D, NCHW
     compile-reduce-overhead   torch.compile mode="reduce-overhead" (CUDA graphs per module; benchmark only)
-    cuda-graph         the whole step (D and G updates) captured once as one CUDA graph and replayed (benchmark only)
+    cuda-graph         the whole step captured once as one CUDA graph and replayed (--cuda-graph)
 
 A variant that fails prints its error in the table instead of a figure.
 """
@@ -37,7 +38,7 @@ from tganbench.metrics.evaluator import Evaluator
 from tganbench.models import ModelConfig, build_models
 from tganbench.plugins import load_plugins
 from tganbench.strategy import Strategy
-from tganbench.train import TrainConfig, TrainState, adversarial_step, sample_images, train
+from tganbench.train import TrainConfig, sample_images, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from plain_loop import plain_train  # noqa: E402
@@ -49,10 +50,12 @@ VARIANTS = {
     "bf16": {"precision": "bf16"},
     "bf16-contiguous": {"precision": "bf16", "memory_format": "contiguous"},
     "compile": {"compile": True},
+    "compile-contiguous": {"compile": True, "memory_format": "contiguous"},
     "compile-reduce-overhead": None,
-    "cuda-graph": None,
+    "cuda-graph": {"cuda_graph": True},
 }
 DEFAULT_VARIANTS = "fp32,fp32-contiguous"
+CUDA_ONLY = ("compile-reduce-overhead", "cuda-graph")
 
 
 def _seconds(device: torch.device, work) -> float:
@@ -74,39 +77,6 @@ def _reduce_overhead_seconds(g, d, images, args) -> float:
     return min(train(g, d, Strategy(), images, config, seed=0).train_seconds for _ in range(args.repeats))
 
 
-def _cuda_graph_seconds(g, d, images, args) -> float:
-    """tganbench's adversarial step captured once as a CUDA graph, then replayed (not a tganbench option)."""
-    g.to(memory_format=torch.channels_last)
-    d.to(memory_format=torch.channels_last)
-    g.train()
-    d.train()
-
-    def adam(module):
-        return torch.optim.Adam(module.parameters(), lr=2e-4, betas=(0.5, 0.999), capturable=True)
-
-    state = TrainState(g, d, adam(g), adam(d), images, args.batch_size, torch.Generator(images.device).manual_seed(0))
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(max(args.warmup, 3)):
-            adversarial_step(state, Strategy())
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    if hasattr(graph, "register_generator_state"):
-        graph.register_generator_state(state.rng)
-    with torch.cuda.graph(graph):
-        losses = adversarial_step(state, Strategy())
-
-    def replay():
-        for _ in range(args.steps):
-            graph.replay()
-
-    seconds = min(_seconds(images.device, replay) for _ in range(args.repeats))
-    if not all(torch.isfinite(value).item() for value in losses.values()):
-        raise RuntimeError("non-finite losses after replay")
-    return seconds
-
-
 def time_loops(resolution: int, args: argparse.Namespace, device: torch.device) -> list[list]:
     """Steps/s of the plain loop and of each requested variant of tganbench's loop."""
     quick = resolve_config("quick")
@@ -117,14 +87,14 @@ def time_loops(resolution: int, args: argparse.Namespace, device: torch.device) 
     for variant in ["plain"] + args.variants:
         g, d = build_models(model, seed=0, device=device)
         try:
+            if variant in CUDA_ONLY and device.type != "cuda":
+                raise RuntimeError("needs a CUDA device")
             if variant == "plain":
                 plain_train(g, d, images, args.warmup, args.batch_size, device=device)
                 seconds = min(_seconds(device, lambda: plain_train(g, d, images, args.steps, args.batch_size, device=device))
                               for _ in range(args.repeats))
             elif variant == "compile-reduce-overhead":
                 seconds = _reduce_overhead_seconds(g, d, on_device, args)
-            elif variant == "cuda-graph":
-                seconds = _cuda_graph_seconds(g, d, on_device, args)
             else:
                 config = TrainConfig(steps=args.steps, batch_size=args.batch_size, **VARIANTS[variant])
                 warm = TrainConfig(**{**config.__dict__, "steps": args.warmup})

@@ -4,9 +4,9 @@
 #   OUT=results/gpu-checks bash benchmarks/gpu_checks.sh
 #
 # Run from the repository root with tganbench importable (installed, or PYTHONPATH=.).
-# Writes to $OUT: log.txt (every figure, in order), compare-bf16.md (bf16 against
-# fp32, cell by cell) and runs.tgz (the two quick runs' CSVs, manifests and
-# summaries). Each step has its own time limit, so a slow step cannot take the
+# Writes to $OUT: log.txt (every figure, in order), compare-bf16.md and
+# compare-cuda-graph.md (each option against fp32, cell by cell) and runs.tgz
+# (the quick runs' CSVs, manifests and summaries). Each step has its own time limit, so a slow step cannot take the
 # rest with it. DEVICE=cpu and PROFILE=smoke give a fast dry run on a CPU.
 set -u
 OUT=${OUT:-results/gpu-checks}
@@ -31,10 +31,12 @@ timeout 170 python3 benchmarks/compare_loops.py --device "$DEVICE" --resolutions
     --variants fp32,fp32-contiguous,bf16,bf16-contiguous,cuda-graph \
     --steps "$STEPS" --warmup 30 --repeats 3 2>&1 | tee -a "$LOG"
 
-for precision in fp32 bf16; do
-    step "tganbench run --strategies all --seeds $SEEDS --precision $precision ($PROFILE profile)"
+for option in fp32 bf16 cuda-graph; do
+    flags=(--precision "$option")
+    [ "$option" = cuda-graph ] && flags=(--cuda-graph)
+    step "tganbench run --strategies all --seeds $SEEDS ${flags[*]} ($PROFILE profile)"
     timeout 170 python3 -m tganbench.cli run --strategies all --seeds "$SEEDS" --profile "$PROFILE" \
-        --device "$DEVICE" --precision "$precision" --quiet --out "$RUNS/$PROFILE-$precision" 2>&1 | tee -a "$LOG"
+        --device "$DEVICE" "${flags[@]}" --quiet --out "$RUNS/$PROFILE-$option" 2>&1 | tee -a "$LOG"
 done
 
 step "evaluation share of the runs' wall time; peak memory per cell"
@@ -57,18 +59,20 @@ for folder in folders:
           f"({cells['peak_memory_kind'].iloc[0]}); steps/s median {cells['steps_per_second'].median():.1f}")
 EOF
 
-step "bf16 against fp32, cell by cell (the effect of bf16 on FD)"
-timeout 60 python3 -m tganbench.cli compare "$RUNS/$PROFILE-fp32" "$RUNS/$PROFILE-bf16" --allow-protocol-change \
-    --max-regression time=off --output "$OUT/compare-bf16.md" 2>&1 | tee -a "$LOG"
+for option in bf16 cuda-graph; do
+    step "$option against fp32, cell by cell (its effect on FD)"
+    timeout 60 python3 -m tganbench.cli compare "$RUNS/$PROFILE-fp32" "$RUNS/$PROFILE-$option" --allow-protocol-change \
+        --max-regression time=off --output "$OUT/compare-$option.md" 2>&1 | tee -a "$LOG"
+done
 tar czf "$OUT/runs.tgz" -C "$RUNS" --exclude=samples --exclude=plots --exclude=report.html --exclude=.lock . \
     2>&1 | tee -a "$LOG"
 
 step "torch.compile variants at 32x32 (compilation time not counted)"
 timeout 150 python3 benchmarks/compare_loops.py --device "$DEVICE" --resolutions 32 \
-    --variants compile,compile-reduce-overhead --steps "$STEPS" --warmup 30 --repeats 3 --eval-images 100 \
+    --variants compile,compile-contiguous,compile-reduce-overhead --steps "$STEPS" --warmup 30 --repeats 3 --eval-images 100 \
     2>&1 | tee -a "$LOG"
 
 step "test suite parts that exercise the training device (device auto: the GPU)"
-timeout 120 python3 -m pytest -q -x -p no:cacheprovider tests/test_end_to_end.py tests/test_fast_path.py \
-    tests/test_divergence.py 2>&1 | tail -15 | tee -a "$LOG"
+timeout 120 python3 -m pytest -q -x -p no:cacheprovider tests/test_cuda_graph.py tests/test_end_to_end.py \
+    tests/test_fast_path.py tests/test_divergence.py 2>&1 | tail -15 | tee -a "$LOG"
 step "done"

@@ -34,6 +34,8 @@ BAD_INPUTS = [
     (["--resolution", "48"], "--resolution must be one of 16, 32, 64, got 48"),
     (["--device", "tpu"], "--device must be auto, cpu or cuda, got 'tpu'"),
     (["--precision", "fp16"], "--precision must be fp32 or bf16, got 'fp16'"),
+    (["--device", "cpu", "--cuda-graph"], "--cuda-graph needs a CUDA device, but --device is cpu"),
+    (["--cuda-graph", "--compile"], "--cuda-graph and --compile cannot be combined (choose one)"),
     (["--memory-format", "nhwc"], "--memory-format must be channels-last or contiguous, got 'nhwc'"),
     (["--shots", "10,x"], "--shots expects a positive integer or a comma-separated list, got '10,x'"),
     (["--shots", "10,10"], "--shots list must hold distinct values"),

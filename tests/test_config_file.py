@@ -29,9 +29,10 @@ SAMPLES = {
     "--width": 8,
     "--resolution": 16,
     "--lr": 0.001,
-    "--device": "cpu",
+    "--device": "cuda",
     "--precision": "bf16",
     "--compile": True,
+    "--cuda-graph": True,
     "--memory-format": "contiguous",
     "--feature-extractor": "inception",
     "--feature-extractor-weights": "weights.pth",
@@ -76,16 +77,19 @@ def test_every_run_flag_has_a_sample():
 @pytest.mark.parametrize("with_pair", [False, True], ids=["folders", "pair"])
 def test_every_flag_round_trips_through_a_config_file(tmp_path, with_pair):
     samples = dict(SAMPLES)
-    if with_pair:  # --pair excludes --source/--target/--held-out
-        for flag in ("--source", "--target", "--held-out"):
+    if with_pair:  # --pair excludes --source/--target/--held-out; --cuda-graph excludes --compile
+        for flag in ("--source", "--target", "--held-out", "--compile"):
             del samples[flag]
         samples["--pair"] = "shapes-near"
+    else:
+        del samples["--cuda-graph"]
     config = tmp_path / "run.toml"
     config.write_text(_toml(samples))
     from_flags = run_settings(parse_arguments(_command_line(samples)))
     from_file = run_settings(parse_arguments(["run", "--config", str(config)]))
     assert from_file == from_flags
-    assert from_file.config.shots == (10, 100) and from_file.config.compile and from_file.quiet
+    assert from_file.config.shots == (10, 100) and from_file.quiet
+    assert from_file.config.cuda_graph == with_pair and from_file.config.compile != with_pair
     assert from_file.config.plugins == ("a_plugin.py", "b_plugin.py")
 
 

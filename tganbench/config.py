@@ -46,13 +46,14 @@ class RunConfig:
     precision: str = "fp32"
     compile: bool = False
     memory_format: str = "channels-last"
+    cuda_graph: bool = False
     plugins: tuple[str, ...] = field(default_factory=tuple)
 
     def train_config(self, steps: int) -> TrainConfig:
         """The optimisation settings of this run for a phase of ``steps`` steps."""
         return TrainConfig(
             steps=steps, batch_size=self.batch_size, lr=self.lr, precision=self.precision, compile=self.compile,
-            memory_format=self.memory_format,
+            memory_format=self.memory_format, cuda_graph=self.cuda_graph,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -146,6 +147,10 @@ def resolve_config(profile: str = "quick", **overrides: Any) -> RunConfig:
         raise UsageError(f"--precision must be fp32 or bf16, got '{config.precision}'")
     if config.memory_format not in MEMORY_FORMATS:
         raise UsageError(f"--memory-format must be {' or '.join(MEMORY_FORMATS)}, got '{config.memory_format}'")
+    if config.cuda_graph and config.compile:
+        raise UsageError("--cuda-graph and --compile cannot be combined (choose one)")
+    if config.cuda_graph and config.device == "cpu":
+        raise UsageError("--cuda-graph needs a CUDA device, but --device is cpu")
     if config.device not in ("auto", "cpu", "cuda"):
         raise UsageError(f"--device must be auto, cpu or cuda, got '{config.device}'")
     return config

@@ -43,12 +43,14 @@ EVAL_NOISE_SEED_OFFSET = 1_000_003
 FINISHED = ("ok", "diverged")
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present; asking for CUDA without one is a usage error."""
+def resolve_device(name: str, cuda_graph: bool = False) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA (or CUDA graphs) without one is a usage error."""
     if name == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda was requested but no CUDA device is available")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
+    if cuda_graph and name != "cuda":
+        raise UsageError("--cuda-graph needs a CUDA device, and none is available")
     if name == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels once
     return torch.device(name)
@@ -124,7 +126,7 @@ def plan_run(config: RunConfig, registry: Registry, data_root: Path) -> Plan:
             strategy.frozen(g, d)
         except ValueError as error:
             raise UsageError(f"strategy '{strategy.label}': {error}") from None
-    device = resolve_device(config.device)
+    device = resolve_device(config.device, config.cuda_graph)
     data = pair.load(config.resolution, data_root)
     shots = {(k, seed): draw_shots(data, k, seed) for k in config.shots for seed in config.seeds}
     extractor = registry.extractors[config.feature_extractor].obj

@@ -31,6 +31,7 @@ class TrainConfig:
     precision: str = "fp32"  # "bf16": autocast the step (meant for CUDA)
     compile: bool = False  # torch.compile G and D in place
     memory_format: str = "channels-last"  # or "contiguous": the layout of G's and D's weights and activations
+    cuda_graph: bool = False  # capture the step once as a CUDA graph and replay it (on a CPU: GraphedStep's emulation)
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -52,7 +53,12 @@ def sample_images(g: Generator, noise: torch.Tensor, batch_size: int = 250) -> t
 
 @dataclass
 class TrainState:
-    """What a step needs: models, optimizers, the device-resident images and the cell's RNG."""
+    """What a step needs: models, optimizers, the device-resident images and the cell's RNG.
+
+    Every random number of a step should come from ``randn`` / ``randint`` (or
+    the helpers built on them): that is what lets ``--cuda-graph`` replay a
+    captured step with fresh random numbers that equal the eager steps' ones.
+    """
 
     g: Generator
     d: Discriminator
@@ -62,10 +68,28 @@ class TrainState:
     batch_size: int
     rng: torch.Generator
     step: int = 0
+    # Set by GraphedStep: while recording, each draw is noted here; while replaying, draws come from here.
+    recorded_draws: list[Draw] | None = None
+    pre_drawn: PreDrawn | None = None
+
+    def randn(self, *shape: int) -> torch.Tensor:
+        """N(0, 1) samples of ``shape`` from the cell's generator, on the training device."""
+        return self._draw(Draw("normal", shape))
+
+    def randint(self, high: int, *shape: int) -> torch.Tensor:
+        """Integers in [0, ``high``) of ``shape`` from the cell's generator, on the training device."""
+        return self._draw(Draw("integers", shape, high))
+
+    def _draw(self, draw: Draw) -> torch.Tensor:
+        if self.pre_drawn is not None:
+            return self.pre_drawn.take(draw)
+        if self.recorded_draws is not None:
+            self.recorded_draws.append(draw)
+        return draw.fill(draw.empty(self.images.device), self.rng)
 
     def sample_indices(self) -> torch.Tensor:
         """A batch of random training-image indices, drawn on the device."""
-        return torch.randint(len(self.images), (self.batch_size,), device=self.images.device, generator=self.rng)
+        return self.randint(len(self.images), self.batch_size)
 
     def real_batch(self, indices: torch.Tensor | None = None) -> torch.Tensor:
         """A float batch of training images (random unless ``indices`` is given)."""
@@ -73,8 +97,49 @@ class TrainState:
 
     def noise(self) -> torch.Tensor:
         """A batch of latents z ~ N(0, I)."""
-        shape = (self.batch_size, self.g.config.z_dim)
-        return torch.randn(shape, device=self.images.device, generator=self.rng)
+        return self.randn(self.batch_size, self.g.config.z_dim)
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One random draw of a step: its distribution and shape (``torch.randn`` / ``torch.randint`` alike)."""
+
+    kind: str  # "normal" or "integers"
+    shape: tuple[int, ...]
+    high: int = 0
+
+    def empty(self, device: torch.device) -> torch.Tensor:
+        """An uninitialised tensor for this draw."""
+        return torch.empty(self.shape, dtype=torch.float32 if self.kind == "normal" else torch.int64, device=device)
+
+    def fill(self, out: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+        """Fill ``out`` in place from ``rng``, exactly as ``torch.randn`` / ``torch.randint`` would draw."""
+        return out.normal_(generator=rng) if self.kind == "normal" else out.random_(0, self.high, generator=rng)
+
+
+class PreDrawn:
+    """Buffers for a step's random draws, refilled from the cell's generator before each replay."""
+
+    def __init__(self, draws: list[Draw], device: torch.device) -> None:
+        self.draws = draws
+        self.buffers = [draw.empty(device) for draw in draws]
+        self.position = 0
+
+    def refill(self, rng: torch.Generator) -> None:
+        """Draw the next step's random numbers, in the order the eager step would draw them."""
+        for draw, buffer in zip(self.draws, self.buffers):
+            draw.fill(buffer, rng)
+        self.position = 0
+
+    def take(self, draw: Draw) -> torch.Tensor:
+        """The buffer of the step's next draw; the step must draw what the recorded step drew."""
+        if self.position >= len(self.draws) or self.draws[self.position] != draw:
+            raise RuntimeError(
+                "--cuda-graph: this step's random draws differ from the previous step's, so it cannot be "
+                "captured once and replayed; run without --cuda-graph"
+            )
+        self.position += 1
+        return self.buffers[self.position - 1]
 
 
 def adversarial_step(state: TrainState, strategy: Strategy) -> dict[str, torch.Tensor]:
@@ -128,9 +193,83 @@ def _finite_weights(*modules: nn.Module) -> bool:
 def _adam(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer | None:
     if not params:
         return None
+    if config.cuda_graph and params[0].device.type == "cuda":  # a captured step keeps Adam's step count on the device
+        return torch.optim.Adam(params, lr=config.lr, betas=(config.beta1, config.beta2), capturable=True)
     # On CUDA the fused kernel updates all parameters in one launch; elsewhere keep PyTorch's default.
     fused = True if params[0].device.type == "cuda" else None
     return torch.optim.Adam(params, lr=config.lr, betas=(config.beta1, config.beta2), fused=fused)
+
+
+class GraphedStep:
+    """A strategy's step captured once as a CUDA graph and then replayed (``--cuda-graph``).
+
+    The first ``WARMUP_STEPS`` steps run eagerly (on a side stream, as capture
+    requires); the last of them records which random draws a step makes. The
+    next step is captured, and every step from then on replays the same kernels
+    on the same memory, so the host launches one graph per step instead of a few
+    hundred kernels. Before each replay the step's random numbers are drawn from
+    the cell's generator into fixed buffers, in the order an eager step draws
+    them, so replayed steps see the same numbers as eager steps would.
+
+    What a replay cannot do is run Python: a step whose work depends on Python
+    state that changes between steps (the step number, say) is frozen as it was
+    when captured. With ``capture=False`` (tests on machines without CUDA) the
+    step runs eagerly on the pre-drawn buffers instead of being replayed.
+    """
+
+    WARMUP_STEPS = 3
+
+    def __init__(self, strategy: Strategy, state: TrainState, capture: bool = True) -> None:
+        self.strategy = strategy
+        self.state = state
+        self.device = state.images.device
+        self.capture = capture
+        self.side_stream = torch.cuda.Stream(self.device) if capture else None
+        self.eager_steps = 0
+        self.pre_drawn: PreDrawn | None = None
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.losses: dict[str, torch.Tensor] = {}
+
+    def __call__(self) -> dict[str, torch.Tensor]:
+        """Run one step: eagerly while warming up, else by replaying the graph (captured on first use)."""
+        if self.pre_drawn is None:
+            return self._warm_up_step()
+        self.pre_drawn.refill(self.state.rng)
+        if not self.capture:
+            return self._step_on_pre_drawn()
+        if self.graph is None:
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):  # records the kernels without running them
+                self.losses = self._step_on_pre_drawn()
+        self.graph.replay()
+        return self.losses
+
+    def _warm_up_step(self) -> dict[str, torch.Tensor]:
+        self.eager_steps += 1
+        recording = self.eager_steps == self.WARMUP_STEPS
+        if recording:
+            self.state.recorded_draws = []
+        if self.side_stream is None:
+            losses = self.strategy.step(self.state)
+        else:
+            self.side_stream.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(self.side_stream):
+                losses = self.strategy.step(self.state)
+            torch.cuda.current_stream(self.device).wait_stream(self.side_stream)
+        if recording:
+            self.pre_drawn = PreDrawn(self.state.recorded_draws, self.device)
+            self.state.recorded_draws = None
+        return losses
+
+    def _step_on_pre_drawn(self) -> dict[str, torch.Tensor]:
+        self.state.pre_drawn = self.pre_drawn
+        try:
+            losses = self.strategy.step(self.state)
+            if self.pre_drawn.position != len(self.pre_drawn.draws):
+                self.pre_drawn.take(Draw("missing", ()))  # raises: fewer draws than recorded
+        finally:
+            self.state.pre_drawn = None
+        return losses
 
 
 def train(
@@ -201,11 +340,14 @@ def train(
     train_modes()
     status, losses = "ok", {}
     bar = Progress(config.steps, progress, quiet=quiet) if progress else None
+    run_step = GraphedStep(strategy, state, capture=device.type == "cuda") if config.cuda_graph else (
+        lambda: strategy.step(state)
+    )
     started = clock()
     for step in range(1, config.steps + 1):
         state.step = step
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
-            step_losses = strategy.step(state)
+            step_losses = run_step()
         if bar is not None:
             bar.update()
         if step % config.check_every == 0 or step == config.steps:

@@ -69,7 +69,7 @@ class BatchStat(Strategy):
             pairs = zip(state.d.features(fake), state.d.features(real))
             loss = loss + self.params["perceptual_weight"] * sum((a - b).abs().mean() for a, b in pairs)
         # 1-D earth mover's distance per latent coordinate between the batch and fresh N(0, I) draws.
-        prior = torch.randn(z.shape, device=z.device, generator=state.rng)
+        prior = state.randn(*z.shape)
         emd = (z.sort(0).values - prior.sort(0).values).abs().mean()
         loss = loss + self.params["latent_weight"] * emd
         state.g_opt.zero_grad(set_to_none=True)

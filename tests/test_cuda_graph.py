@@ -1,0 +1,80 @@
+"""``--cuda-graph``: a replayed step computes what an eager step computes.
+
+What makes that possible is tested everywhere: the step's random draws are
+recorded once and pre-drawn before every replay, in the eager order. On a
+machine without CUDA, ``GraphedStep`` runs the step eagerly on those pre-drawn
+buffers instead of replaying a graph, and must give exactly the eager numbers.
+The capture itself needs a CUDA device; those tests are skipped elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import run_cli
+from tganbench.data.shapes import render_shapes
+from tganbench.models import ModelConfig, build_models
+from tganbench.strategies.batchstat import BatchStat
+from tganbench.strategy import Strategy
+from tganbench.train import TrainConfig, TrainState, train
+
+MODEL = ModelConfig(resolution=32, width=8, z_dim=32)
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="capturing a CUDA graph needs a CUDA device")
+
+
+def _train(strategy: Strategy, cuda_graph: bool, device: str, steps: int = 10):
+    g, d = build_models(MODEL, seed=0, device=torch.device(device))
+    images = render_shapes("triangle", 100, 32, seed=3).to(device)
+    config = TrainConfig(steps=steps, batch_size=16, cuda_graph=cuda_graph, check_every=steps)
+    result = train(g, d, strategy, images, config, seed=5)
+    return result, g, d
+
+
+def _assert_same_training(device: str, strategy: type[Strategy], **tolerance) -> None:
+    eager, g1, d1 = _train(strategy(), cuda_graph=False, device=device)
+    graphed, g2, d2 = _train(strategy(), cuda_graph=True, device=device)
+    assert eager.losses.keys() == graphed.losses.keys()
+    for name in eager.losses:
+        torch.testing.assert_close(graphed.losses[name], eager.losses[name], msg=name, **tolerance)
+    for a, b in ((g1, g2), (d1, d2)):
+        for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+            torch.testing.assert_close(y, x, msg=name, **tolerance)
+
+
+@pytest.mark.parametrize("strategy", [Strategy, BatchStat], ids=["adversarial", "batchstat"])
+def test_steps_on_pre_drawn_random_numbers_equal_eager_steps_exactly(strategy):
+    _assert_same_training("cpu", strategy, rtol=0, atol=0)
+
+
+class DrawsEveryOtherStep(Strategy):
+    """A step whose random draws depend on the step number: it cannot be captured once."""
+
+    name = "draws-every-other-step"
+
+    def step(self, state: TrainState) -> dict[str, torch.Tensor]:
+        if state.step % 2:
+            state.randn(3)
+        return super().step(state)
+
+
+def test_a_step_whose_draws_change_is_refused_with_a_clear_error():
+    with pytest.raises(RuntimeError, match="random draws differ from the previous step's"):
+        _train(DrawsEveryOtherStep(), cuda_graph=True, device="cpu")
+
+
+@needs_cuda
+@pytest.mark.parametrize("strategy", [Strategy, BatchStat], ids=["adversarial", "batchstat"])
+def test_replayed_graph_matches_eager_steps_on_cuda(strategy):
+    """Eager steps use fused Adam, replays the capturable one: equal up to float rounding."""
+    _assert_same_training("cuda", strategy, rtol=1e-3, atol=1e-4)
+
+
+@needs_cuda
+def test_the_option_reaches_the_manifest(tmp_path):
+    out = tmp_path / "graphed"
+    result = run_cli("run", "--profile", "smoke", "--strategies", "finetune", "--cuda-graph", "--out", str(out))
+    assert result.code == 0, result.stderr
+    assert json.loads((out / "manifest.json").read_text())["config"]["cuda_graph"] is True
