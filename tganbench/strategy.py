@@ -72,7 +72,11 @@ class Strategy:
         return None
 
     def step(self, state: TrainState) -> dict[str, torch.Tensor]:
-        """One training step; returns detached scalar losses. Default: the adversarial step."""
+        """One training step; returns detached scalar losses. Default: the adversarial step.
+
+        Draw random numbers through ``state.randn`` / ``state.randint`` and avoid
+        host synchronisation, so the step can also be captured (``--cuda-graph``).
+        """
         from tganbench.train import adversarial_step
 
         return adversarial_step(state, self)
