@@ -53,16 +53,18 @@ class DrawsEveryOtherStep(Strategy):
     """A step whose random draws depend on the step number: it cannot be captured once."""
 
     name = "draws-every-other-step"
+    parameters = {"parity": 1}
 
     def step(self, state: TrainState) -> dict[str, torch.Tensor]:
-        if state.step % 2:
+        if state.step % 2 == self.params["parity"]:
             state.randn(3)
         return super().step(state)
 
 
-def test_a_step_whose_draws_change_is_refused_with_a_clear_error():
+@pytest.mark.parametrize("parity", [1, 0], ids=["fewer-draws-than-recorded", "other-draws-than-recorded"])
+def test_a_step_whose_draws_change_is_refused_with_a_clear_error(parity):
     with pytest.raises(RuntimeError, match="random draws differ from the previous step's"):
-        _train(DrawsEveryOtherStep(), cuda_graph=True, device="cpu")
+        _train(DrawsEveryOtherStep(parity=parity), cuda_graph=True, device="cpu")
 
 
 @needs_cuda
