@@ -6,8 +6,10 @@
 # Run from the repository root with tganbench importable (installed, or PYTHONPATH=.).
 # Writes to $OUT: log.txt (every figure, in order), compare-bf16.md and
 # compare-cuda-graph.md (each option against fp32, cell by cell) and runs.tgz
-# (the quick runs' CSVs, manifests and summaries). Each step has its own time limit, so a slow step cannot take the
-# rest with it. DEVICE=cpu and PROFILE=smoke give a fast dry run on a CPU.
+# (the quick runs' CSVs, manifests and summaries). Each step has its own time
+# limit, so a slow step cannot take the rest with it. On an H100 expect 8-9
+# minutes (run 1 of benchmarks/RESULTS.md took 492 s, without the --cuda-graph
+# run). DEVICE=cpu and PROFILE=smoke give a fast dry run on a CPU.
 set -u
 OUT=${OUT:-results/gpu-checks}
 DEVICE=${DEVICE:-cuda}
@@ -26,16 +28,21 @@ step "device"
 python3 -c "import torch; print('torch', torch.__version__, '| cuda', torch.cuda.is_available(), '| cpus', __import__('os').cpu_count())" \
     2>&1 | tee -a "$LOG"
 
+# First what the GPU must confirm (the tests of --cuda-graph's capture), then the figures.
+step "tests that exercise the training device (device auto: the GPU), --cuda-graph's first"
+timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graph.py tests/test_end_to_end.py \
+    tests/test_fast_path.py tests/test_divergence.py 2>&1 | tail -15 | tee -a "$LOG"
+
 step "training loops: plain PyTorch loop against tganbench's variants, 32x32 and 64x64, batch 64"
-timeout 170 python3 benchmarks/compare_loops.py --device "$DEVICE" --resolutions 32,64 \
-    --variants fp32,fp32-contiguous,bf16,bf16-contiguous,cuda-graph \
+timeout 240 python3 benchmarks/compare_loops.py --device "$DEVICE" --resolutions 32,64 \
+    --variants fp32,fp32-contiguous,bf16,cuda-graph \
     --steps "$STEPS" --warmup 30 --repeats 3 2>&1 | tee -a "$LOG"
 
-for option in fp32 bf16 cuda-graph; do
+for option in fp32 cuda-graph bf16; do
     flags=(--precision "$option")
     [ "$option" = cuda-graph ] && flags=(--cuda-graph)
     step "tganbench run --strategies all --seeds $SEEDS ${flags[*]} ($PROFILE profile)"
-    timeout 170 python3 -m tganbench.cli run --strategies all --seeds "$SEEDS" --profile "$PROFILE" \
+    timeout 150 python3 -m tganbench.cli run --strategies all --seeds "$SEEDS" --profile "$PROFILE" \
         --device "$DEVICE" "${flags[@]}" --quiet --out "$RUNS/$PROFILE-$option" 2>&1 | tee -a "$LOG"
 done
 
@@ -59,7 +66,7 @@ for folder in folders:
           f"({cells['peak_memory_kind'].iloc[0]}); steps/s median {cells['steps_per_second'].median():.1f}")
 EOF
 
-for option in bf16 cuda-graph; do
+for option in cuda-graph bf16; do
     step "$option against fp32, cell by cell (its effect on FD)"
     timeout 60 python3 -m tganbench.cli compare "$RUNS/$PROFILE-fp32" "$RUNS/$PROFILE-$option" --allow-protocol-change \
         --max-regression time=off --output "$OUT/compare-$option.md" 2>&1 | tee -a "$LOG"
@@ -72,7 +79,4 @@ timeout 150 python3 benchmarks/compare_loops.py --device "$DEVICE" --resolutions
     --variants compile,compile-contiguous,compile-reduce-overhead --steps "$STEPS" --warmup 30 --repeats 3 --eval-images 100 \
     2>&1 | tee -a "$LOG"
 
-step "test suite parts that exercise the training device (device auto: the GPU)"
-timeout 120 python3 -m pytest -q -x -p no:cacheprovider tests/test_cuda_graph.py tests/test_end_to_end.py \
-    tests/test_fast_path.py tests/test_divergence.py 2>&1 | tail -15 | tee -a "$LOG"
 step "done"
