@@ -59,7 +59,8 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--precision", default=None, help="fp32 (default) or bf16 (autocast; meant for CUDA)")
     run.add_argument("--compile", action="store_true", default=None, help="torch.compile G and D")
     run.add_argument("--cuda-graph", action="store_true", default=None,
-                     help="capture each training step once as a CUDA graph and replay it (CUDA only)")
+                     help="capture each training step once as a CUDA graph and replay it (CUDA only; "
+                          "experimental: this form has not yet run on a GPU)")
     run.add_argument("--memory-format", default=None,
                      help="layout of G's and D's activations: channels-last (default) or contiguous")
     run.add_argument("--feature-extractor", default=None, help="shapes (default) or inception")

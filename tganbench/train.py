@@ -354,7 +354,9 @@ def train(
     started = clock()
     for step in range(1, config.steps + 1):
         state.step = step
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+        # A captured step must recast the weights on every replay, not take casts cached at capture.
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16",
+                            cache_enabled=not config.cuda_graph):
             step_losses = run_step()
         if bar is not None:
             bar.update()
