@@ -4,6 +4,12 @@ Every image is one anti-aliased shape of a random colour, size, position and
 rotation on a two-colour linear-gradient background. Families differ only in the
 shape, so a source family and a target family share colour and layout statistics
 (transfer is plausible) but not geometry (transfer is not trivial).
+
+Shapes are large (``SIZES``: a disk's radius, a triangle's circumradius, from
+0.6 to 0.85 of half the image) and near the centre (``CENTRES``): at 32x32 a
+triangle's side is then 17-24 pixels. With the smaller, freely placed shapes of
+earlier versions (0.35-0.65, centres up to 0.3 off) a 32x32 DCGAN trained for
+thousands of steps on a CPU still drew blobs; see docs/recipe.md.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import math
 import torch
 
 SHAPES = ("disk", "square", "triangle", "ring", "cross")
+SIZES = (0.6, 0.85)  # the shape's size, in half image widths
+CENTRES = 0.15  # the centre's largest offset from the image centre, in half image widths
 
 
 def _signed_distance(shape: str, u: torch.Tensor, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
@@ -36,19 +44,23 @@ def _signed_distance(shape: str, u: torch.Tensor, v: torch.Tensor, r: torch.Tens
     raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
 
 
-def render_shapes(shape: str, count: int, resolution: int, seed: int) -> torch.Tensor:
+def render_shapes(
+    shape: str, count: int, resolution: int, seed: int, sizes: tuple[float, float] = SIZES
+) -> torch.Tensor:
     """Render ``count`` images of one shape family as a uint8 tensor (N, 3, H, W).
+
+    ``sizes`` is the range shape sizes are drawn from (the pairs use ``SIZES``).
 
     Deterministic for ``seed`` on every machine: parameters are drawn on the CPU
     from a private generator and the drawing is done in float64, so last-bit
     differences between math kernels (which do occur between processes in
     float32) cannot flip a pixel's rounding.
     """
-    return render_shapes_with_parameters(shape, count, resolution, seed)[0]
+    return render_shapes_with_parameters(shape, count, resolution, seed, sizes)[0]
 
 
 def render_shapes_with_parameters(
-    shape: str, count: int, resolution: int, seed: int
+    shape: str, count: int, resolution: int, seed: int, sizes: tuple[float, float] = SIZES
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Like ``render_shapes``, also returning each image's drawing parameters (N, 9).
 
@@ -66,8 +78,8 @@ def render_shapes_with_parameters(
     # Keep the shape visible: flip a colour that is too close to the background.
     too_close = (fg - (bg_a + bg_b) / 2).abs().mean(1, keepdim=True) < 0.3
     fg = torch.where(too_close, 1 - fg, fg)
-    cx, cy = uniform(-0.3, 0.3), uniform(-0.3, 0.3)
-    size = uniform(0.35, 0.65)
+    cx, cy = uniform(-CENTRES, CENTRES), uniform(-CENTRES, CENTRES)
+    size = uniform(*sizes)
     rotation = uniform(0, 2 * math.pi)
 
     axis = (torch.arange(resolution, dtype=torch.float64) + 0.5) / resolution * 2 - 1
