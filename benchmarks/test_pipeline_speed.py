@@ -18,9 +18,10 @@ from tganbench.runner import evaluation_noise
 from tganbench.source import SourcePretraining
 from tganbench.train import sample_images, train
 
-QUICK = resolve_config("quick")
+SHAPES = ShapesPair("shapes", "disk", "triangle")
+QUICK = resolve_config("quick").for_pair(SHAPES.symmetries)
 CPU = torch.device("cpu")
-PAIR = ShapesPair("shapes", "disk", "triangle").load(QUICK.resolution)
+PAIR = SHAPES.load(QUICK.resolution)
 MODEL = ModelConfig(resolution=QUICK.resolution, width=QUICK.width, z_dim=QUICK.z_dim)
 
 

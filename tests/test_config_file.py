@@ -20,6 +20,7 @@ SAMPLES = {
     "--profile": "smoke",
     "--shots": [10, 100],
     "--seeds": 3,
+    "--source-checkpoint": "pretrain",
     "--source-steps": 7,
     "--target-steps": 9,
     "--eval-every": 3,
@@ -29,6 +30,10 @@ SAMPLES = {
     "--width": 8,
     "--resolution": 16,
     "--lr": 0.001,
+    "--d-norm": "none",
+    "--augment": ["color", "cutout"],
+    "--r1-gamma": 0.5,
+    "--ema-beta": 0.99,
     "--device": "cuda",
     "--precision": "bf16",
     "--compile": True,
@@ -91,6 +96,8 @@ def test_every_flag_round_trips_through_a_config_file(tmp_path, with_pair):
     assert from_file.config.shots == (10, 100) and from_file.quiet
     assert from_file.config.cuda_graph == with_pair and from_file.config.compile != with_pair
     assert from_file.config.plugins == ("a_plugin.py", "b_plugin.py")
+    assert from_file.config.augment == "color,cutout" and from_file.config.ema_beta == 0.99
+    assert from_file.config.source_checkpoint == "pretrain" and from_file.config.d_norm == "none"
 
 
 def test_flags_on_the_command_line_override_the_file(tmp_path):

@@ -27,17 +27,17 @@ MODEL = ModelConfig(resolution=32, width=8, z_dim=32)
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="capturing a CUDA graph needs a CUDA device")
 
 
-def _train(strategy: Strategy, cuda_graph: bool, device: str, steps: int = 10):
+def _train(strategy: Strategy, cuda_graph: bool, device: str, steps: int = 10, **recipe):
     g, d = build_models(MODEL, seed=0, device=torch.device(device))
     images = render_shapes("triangle", 100, 32, seed=3).to(device)
-    config = TrainConfig(steps=steps, batch_size=16, cuda_graph=cuda_graph, check_every=steps)
+    config = TrainConfig(steps=steps, batch_size=16, cuda_graph=cuda_graph, check_every=steps, **recipe)
     result = train(g, d, strategy, images, config, seed=5)
     return result, g, d
 
 
-def _assert_same_training(device: str, strategy: type[Strategy], **tolerance) -> None:
-    eager, g1, d1 = _train(strategy(), cuda_graph=False, device=device)
-    graphed, g2, d2 = _train(strategy(), cuda_graph=True, device=device)
+def _assert_same_training(device: str, strategy: type[Strategy], recipe: dict | None = None, **tolerance) -> None:
+    eager, g1, d1 = _train(strategy(), cuda_graph=False, device=device, **(recipe or {}))
+    graphed, g2, d2 = _train(strategy(), cuda_graph=True, device=device, **(recipe or {}))
     assert eager.losses.keys() == graphed.losses.keys()
     for name in eager.losses:
         torch.testing.assert_close(graphed.losses[name], eager.losses[name], msg=name, **tolerance)
@@ -49,6 +49,13 @@ def _assert_same_training(device: str, strategy: type[Strategy], **tolerance) ->
 @pytest.mark.parametrize("strategy", [Strategy, BatchStat], ids=["adversarial", "batchstat"])
 def test_steps_on_pre_drawn_random_numbers_equal_eager_steps_exactly(strategy):
     _assert_same_training("cpu", strategy, rtol=0, atol=0)
+
+
+def test_augmented_steps_with_r1_on_pre_drawn_random_numbers_equal_eager_steps_exactly():
+    """DiffAugment's and the real images' symmetries' draws and R1's double backward replay like the plain step."""
+    recipe = {"augment": ("color", "translation", "cutout"), "r1_gamma": 1.0, "ema_beta": 0.99,
+              "real_symmetries": ("xflip", "rot90")}
+    _assert_same_training("cpu", Strategy, recipe, rtol=0, atol=0)
 
 
 class DrawsEveryOtherStep(Strategy):

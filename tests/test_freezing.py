@@ -58,7 +58,7 @@ def test_strategy_freezes_exactly_what_it_claims(spec):
     for name, old in before.items():
         if frozen_rule(name, norm):
             assert torch.equal(old, after[name]), f"{spec}: {name} should be frozen but changed"
-        else:
+        elif old.numel() > 1:  # spectral norm's vector of a one-row weight is a constant sign, not state
             assert not torch.equal(old, after[name]), f"{spec}: {name} should train but did not change"
 
 

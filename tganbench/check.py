@@ -99,8 +99,10 @@ def check_strategy(spec: str, registry: Registry, cache_dir: Path) -> list[Check
     checks.append(Check("parameters parse", True, strategy.label))
 
     config = resolve_config("smoke")
-    data = registry.pairs[config.pair].obj.load(config.resolution, cache_dir / "data")
-    model = ModelConfig(resolution=config.resolution, width=config.width, z_dim=config.z_dim)
+    pair = registry.pairs[config.pair].obj
+    config = config.for_pair(getattr(pair, "symmetries", ()))
+    data = pair.load(config.resolution, cache_dir / "data")
+    model = config.model_config()
     train_config = config.train_config(config.target_steps)
     setup = {
         "model": model,

@@ -46,7 +46,11 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default="quick", help=f"settings preset: {', '.join(PROFILES)} (default: quick)")
     run.add_argument("--shots", default=None, help="target training images: a count or a list (10,100,1000); default 100")
     run.add_argument("--seeds", default=None, help="a count (3 -> seeds 0,1,2) or a list (0,5,7)")
-    run.add_argument("--source-steps", type=int, default=None)
+    run.add_argument("--source-checkpoint", default=None, metavar="shipped|pretrain",
+                     help="shipped (default): start from the checkpoint shipped for the pair when one fits the "
+                          "architecture, else pretrain; pretrain: always pretrain in the run")
+    run.add_argument("--source-steps", type=int, default=None,
+                     help="source pretraining steps (implies --source-checkpoint pretrain)")
     run.add_argument("--target-steps", type=int, default=None)
     run.add_argument("--eval-every", type=int, default=None)
     run.add_argument("--n-generated", type=int, default=None, help="generated images per evaluation")
@@ -55,6 +59,17 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--width", type=int, default=None, help="base channel width of G and D")
     run.add_argument("--resolution", type=int, default=None, help="16, 32 (default) or 64")
     run.add_argument("--lr", type=float, default=None)
+    run.add_argument("--d-norm", default=None, help="D's normalisation: spectral (default) or none")
+    run.add_argument("--augment", default=None, metavar="POLICY",
+                     help="DiffAugment policies on every D input: comma-separated color, translation, cutout; "
+                          "or none")
+    run.add_argument("--real-symmetries", default=None, metavar="LIST",
+                     help="random mirrors / quarter turns of the real images D sees (xflip, rot90): auto (default: "
+                          "what the pair declares its images invariant to), none, or a comma-separated list")
+    run.add_argument("--r1-gamma", type=float, default=None, metavar="GAMMA",
+                     help="weight of the R1 gradient penalty on real images (0: off)")
+    run.add_argument("--ema-beta", type=float, default=None, metavar="BETA",
+                     help="evaluate a moving average of G's weights with this decay (0: evaluate G itself)")
     run.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     run.add_argument("--precision", default=None, help="fp32 (default) or bf16 (autocast; meant for CUDA)")
     run.add_argument("--compile", action="store_true", default=None, help="torch.compile G and D")
@@ -85,7 +100,8 @@ def _build_parser() -> argparse.ArgumentParser:
     compare.add_argument(
         "--max-regression", action="append", default=[], metavar="METRIC=LIMIT",
         help="allowed worsening per metric: fd=10%%, fd_best=10%%, kid=0.5 (absolute), train_seconds=50%%, "
-             "time=off (repeatable; defaults: fd=10%%, fd_best=10%%, train_seconds=50%%)",
+             "recognised=0.1 (a drop in the share recognised as the target), time=off (repeatable; defaults: "
+             "fd=10%%, fd_best=10%%, train_seconds=50%%, recognised=0.1)",
     )
     compare.add_argument("--allow-protocol-change", action="store_true",
                          help="compare even when steps, extractor, N generated/reference ... differ")

@@ -8,8 +8,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from tganbench.augment import parse_policy, parse_symmetries
 from tganbench.errors import UsageError
-from tganbench.models.dcgan import RESOLUTIONS
+from tganbench.models.dcgan import D_NORMS, RESOLUTIONS, ModelConfig
 from tganbench.train import TrainConfig
 
 
@@ -27,14 +28,20 @@ class RunConfig:
     seeds: tuple[int, ...] = (0,)
     profile: str = "quick"
     resolution: int = 32
-    width: int = 16
+    width: int = 32
     z_dim: int = 64
-    batch_size: int = 64
-    lr: float = 2e-4
+    d_norm: str = "spectral"
+    batch_size: int = 32
+    lr: float = 4e-4
+    augment: str = "none"
+    real_symmetries: str = "auto"  # "auto": the pair's declared symmetries; or "none", or e.g. "xflip,rot90"
+    r1_gamma: float = 0.0
+    ema_beta: float = 0.99
+    source_checkpoint: str = "shipped"
     source_steps: int = 1500
     source_seed: int = 0
-    target_steps: int = 400
-    eval_every: int = 100
+    target_steps: int = 750
+    eval_every: int = 250
     n_generated: int = 1000
     n_reference: int = 1000
     kid_subsets: int = 50
@@ -49,12 +56,25 @@ class RunConfig:
     cuda_graph: bool = False
     plugins: tuple[str, ...] = field(default_factory=tuple)
 
+    def model_config(self) -> ModelConfig:
+        """The architecture of this run's G and D."""
+        return ModelConfig(resolution=self.resolution, width=self.width, z_dim=self.z_dim, d_norm=self.d_norm)
+
     def train_config(self, steps: int) -> TrainConfig:
-        """The optimisation settings of this run for a phase of ``steps`` steps."""
+        """The optimisation settings of this run for a phase of ``steps`` steps (after :meth:`for_pair`)."""
+        if self.real_symmetries == "auto":
+            raise ValueError("real_symmetries 'auto' must be resolved with RunConfig.for_pair first")
         return TrainConfig(
             steps=steps, batch_size=self.batch_size, lr=self.lr, precision=self.precision, compile=self.compile,
-            memory_format=self.memory_format, cuda_graph=self.cuda_graph,
+            memory_format=self.memory_format, cuda_graph=self.cuda_graph, augment=parse_policy(self.augment),
+            r1_gamma=self.r1_gamma, ema_beta=self.ema_beta, real_symmetries=parse_symmetries(self.real_symmetries),
         )
+
+    def for_pair(self, symmetries: tuple[str, ...]) -> RunConfig:
+        """This config with ``real_symmetries="auto"`` replaced by the pair's declared ``symmetries``."""
+        if self.real_symmetries != "auto":
+            return self
+        return replace(self, real_symmetries=",".join(symmetries) or "none")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dictionary (for the manifest)."""
@@ -69,12 +89,14 @@ PROFILES: dict[str, dict[str, Any]] = {
     ),
     "quick": {},
     "full": dict(
-        width=64, source_steps=20000, target_steps=5000, eval_every=500,
+        width=64, batch_size=64, ema_beta=0.999, source_steps=20000, target_steps=5000, eval_every=500,
         n_generated=5000, n_reference=2000, kid_subsets=100, kid_subset_size=1000, seeds=(0, 1, 2, 3, 4),
     ),
 }
 
 MEMORY_FORMATS = ("channels-last", "contiguous")
+# "shipped": the checkpoint shipped for the pair when one fits the architecture, else pretrain in the run.
+SOURCE_CHECKPOINTS = ("shipped", "pretrain")
 
 POSITIVE_INTS = ("width", "z_dim", "batch_size", "source_steps", "target_steps", "eval_every",
                  "n_generated", "n_reference", "kid_subsets", "kid_subset_size")
@@ -117,7 +139,13 @@ def resolve_config(profile: str = "quick", **overrides: Any) -> RunConfig:
     unknown = sorted(set(given) - known)
     if unknown:
         raise UsageError(f"unknown setting '{unknown[0]}'")
+    if "source_steps" in given and "source_checkpoint" not in given:
+        given["source_checkpoint"] = "pretrain"  # asking for source steps means pretraining in the run
     config = replace(RunConfig(profile=profile), **{**PROFILES[profile], **given})
+    if config.source_checkpoint not in SOURCE_CHECKPOINTS:
+        raise UsageError(
+            f"--source-checkpoint must be {' or '.join(SOURCE_CHECKPOINTS)}, got '{config.source_checkpoint}'"
+        )
     if isinstance(config.shots, int):
         config = replace(config, shots=(config.shots,))
     if not config.shots or min(config.shots) < 1:
@@ -143,6 +171,15 @@ def resolve_config(profile: str = "quick", **overrides: Any) -> RunConfig:
         raise UsageError(f"--resolution must be one of {', '.join(map(str, RESOLUTIONS))}, got {config.resolution}")
     if config.lr <= 0:
         raise UsageError(f"--lr must be positive, got {config.lr}")
+    if config.d_norm not in D_NORMS:
+        raise UsageError(f"--d-norm must be {' or '.join(D_NORMS)}, got '{config.d_norm}'")
+    parse_policy(config.augment)
+    if config.real_symmetries != "auto":
+        parse_symmetries(config.real_symmetries)
+    if not (math.isfinite(config.r1_gamma) and config.r1_gamma >= 0):
+        raise UsageError(f"--r1-gamma must be a non-negative number, got {config.r1_gamma}")
+    if not (0 <= config.ema_beta < 1):
+        raise UsageError(f"--ema-beta must be in [0, 1) (0 turns the moving average off), got {config.ema_beta}")
     if config.precision not in ("fp32", "bf16"):
         raise UsageError(f"--precision must be fp32 or bf16, got '{config.precision}'")
     if config.memory_format not in MEMORY_FORMATS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tganbench.augment import augment_reals, diff_augment
 from tganbench.models import Discriminator, Generator
 from tganbench.progress import Progress
 
@@ -32,6 +34,10 @@ class TrainConfig:
     compile: bool = False  # torch.compile G and D in place
     memory_format: str = "channels-last"  # or "contiguous": the layout of G's and D's weights and activations
     cuda_graph: bool = False  # capture the step once as a CUDA graph and replay it (on a CPU: GraphedStep's emulation)
+    augment: tuple[str, ...] = ()  # DiffAugment policies applied to every image D sees (tganbench.augment)
+    real_symmetries: tuple[str, ...] = ()  # random mirrors / quarter turns of the real images D sees, only them
+    r1_gamma: float = 0.0  # weight of the R1 penalty on D's gradient at real images; 0 turns it off
+    ema_beta: float = 0.0  # evaluate a moving average of G's weights with this decay; 0 evaluates G itself
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -55,9 +61,11 @@ def sample_images(g: Generator, noise: torch.Tensor, batch_size: int = 250) -> t
 class TrainState:
     """What a step needs: models, optimizers, the device-resident images and the cell's RNG.
 
-    Every random number of a step should come from ``randn`` / ``randint`` (or
-    the helpers built on them): that is what lets ``--cuda-graph`` replay a
-    captured step with fresh random numbers that equal the eager steps' ones.
+    Every random number of a step should come from ``rand`` / ``randn`` /
+    ``randint`` (or the helpers built on them): that is what lets
+    ``--cuda-graph`` replay a captured step with fresh random numbers that equal
+    the eager steps' ones. Images reach D through ``discriminate``, which
+    applies the run's augmentation.
     """
 
     g: Generator
@@ -68,9 +76,16 @@ class TrainState:
     batch_size: int
     rng: torch.Generator
     step: int = 0
+    augment: tuple[str, ...] = ()
+    real_symmetries: tuple[str, ...] = ()
+    r1_gamma: float = 0.0
     # Set by GraphedStep: while recording, each draw is noted here; while replaying, draws come from here.
     recorded_draws: list[Draw] | None = None
     pre_drawn: PreDrawn | None = None
+
+    def rand(self, *shape: int) -> torch.Tensor:
+        """Uniform samples in [0, 1) of ``shape`` from the cell's generator, on the training device."""
+        return self._draw(Draw("uniform", shape))
 
     def randn(self, *shape: int) -> torch.Tensor:
         """N(0, 1) samples of ``shape`` from the cell's generator, on the training device."""
@@ -99,21 +114,27 @@ class TrainState:
         """A batch of latents z ~ N(0, I)."""
         return self.randn(self.batch_size, self.g.config.z_dim)
 
+    def discriminate(self, images: torch.Tensor) -> torch.Tensor:
+        """D's logits for ``images`` (real or generated), after the run's augmentation."""
+        return self.d(diff_augment(images, self.augment, self))
+
 
 @dataclass(frozen=True)
 class Draw:
     """One random draw of a step: its distribution and shape (``torch.randn`` / ``torch.randint`` alike)."""
 
-    kind: str  # "normal" or "integers"
+    kind: str  # "uniform", "normal" or "integers"
     shape: tuple[int, ...]
     high: int = 0
 
     def empty(self, device: torch.device) -> torch.Tensor:
         """An uninitialised tensor for this draw."""
-        return torch.empty(self.shape, dtype=torch.float32 if self.kind == "normal" else torch.int64, device=device)
+        return torch.empty(self.shape, dtype=torch.int64 if self.kind == "integers" else torch.float32, device=device)
 
     def fill(self, out: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
-        """Fill ``out`` in place from ``rng``, exactly as ``torch.randn`` / ``torch.randint`` would draw."""
+        """Fill ``out`` in place from ``rng``, exactly as ``torch.rand`` / ``randn`` / ``randint`` would draw."""
+        if self.kind == "uniform":
+            return out.uniform_(generator=rng)
         return out.normal_(generator=rng) if self.kind == "normal" else out.random_(0, self.high, generator=rng)
 
 
@@ -152,12 +173,20 @@ class PreDrawn:
 
 
 def adversarial_step(state: TrainState, strategy: Strategy) -> dict[str, torch.Tensor]:
-    """Non-saturating logistic GAN step: one D update, then one G update."""
+    """Non-saturating logistic GAN step: one D update (with the R1 penalty if set), then one G update."""
     losses = {}
     if state.d_opt is not None:
         with torch.no_grad():
             fake = state.g(state.noise())
-        d_loss = F.softplus(state.d(fake)).mean() + F.softplus(-state.d(state.real_batch())).mean()
+        fake_logits = state.discriminate(fake)
+        real = augment_reals(state.real_batch(), state.real_symmetries, state)
+        if state.r1_gamma:
+            real.requires_grad_(True)
+        real_logits = state.discriminate(real)
+        d_loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+        if state.r1_gamma:
+            (gradient,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+            d_loss = d_loss + state.r1_gamma / 2 * gradient.square().sum(dim=(1, 2, 3)).mean()
         state.d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         state.d_opt.step()
@@ -165,7 +194,7 @@ def adversarial_step(state: TrainState, strategy: Strategy) -> dict[str, torch.T
     if state.g_opt is not None:
         z = state.noise()
         fake = state.g(z)
-        g_loss = F.softplus(-state.d(fake)).mean()
+        g_loss = F.softplus(-state.discriminate(fake)).mean()
         extra = strategy.generator_loss(state, fake, z)
         if extra is not None:
             g_loss = g_loss + extra
@@ -186,6 +215,8 @@ class TrainResult:
     eval_seconds: float
     trainable_params: int
     losses: dict[str, float] = field(default_factory=dict)
+    # The generator to sample from: the moving average of G's weights when the run keeps one, else G.
+    eval_generator: Generator | None = None
 
 
 def _synchronize(device: torch.device) -> None:
@@ -197,6 +228,23 @@ def _finite_weights(*modules: nn.Module) -> bool:
     """Whether every parameter of ``modules`` is finite (one host synchronisation)."""
     checks = [torch.isfinite(p).all() for module in modules for p in module.parameters()]
     return bool(torch.stack(checks).all()) if checks else True
+
+
+def ema_decay(beta: float, step: int) -> float:
+    """The moving average's decay at ``step``: ``beta``, ramped up over the first steps so that the
+    average does not hold on to the starting weights (min(beta, (1 + step) / (10 + step)))."""
+    return min(beta, (1 + step) / (10 + step))
+
+
+@torch.no_grad()
+def update_ema(g_ema: nn.Module, g: nn.Module, decay: float) -> None:
+    """Move ``g_ema``'s weights toward ``g``'s by ``1 - decay`` and copy ``g``'s buffers (BatchNorm statistics).
+
+    Weights that did not change (frozen ones) stay bit-identical.
+    """
+    torch._foreach_lerp_(list(g_ema.parameters()), list(g.parameters()), 1 - decay)
+    for average, current in zip(g_ema.buffers(), g.buffers()):
+        average.copy_(current)
 
 
 def _adam(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer | None:
@@ -287,15 +335,17 @@ def train(
     images: torch.Tensor,
     config: TrainConfig,
     seed: int,
-    evaluate: Callable[[int, float], None] | None = None,
+    evaluate: Callable[[int, float, Generator], None] | None = None,
     eval_every: int = 0,
     progress: str | None = None,
     quiet: bool = False,
 ) -> TrainResult:
     """Train ``g`` and ``d`` in place on ``images`` (uint8, on the training device).
 
-    ``evaluate(step, train_seconds)`` is called at step 0, every ``eval_every``
-    steps and after the last step, with the training seconds spent so far; its
+    ``evaluate(step, train_seconds, generator)`` is called at step 0, every
+    ``eval_every`` steps and after the last step, with the training seconds
+    spent so far and the generator to sample (with ``config.ema_beta``, a
+    moving average of G's weights, updated after every step; else ``g``); its
     own time is counted as evaluation, not training. Losses are
     read back to the host only every ``config.check_every`` steps, where a
     non-finite loss or weight stops the run with status "diverged". With ``progress`` set,
@@ -308,12 +358,13 @@ def train(
         # (benchmarks/RESULTS.md). Module.to changes the layout of the parameters in place.
         g.to(memory_format=torch.channels_last)
         d.to(memory_format=torch.channels_last)
-    if config.compile:
-        g.compile()
-        d.compile()
     frozen = strategy.frozen(g, d)
     for module in frozen:
         module.requires_grad_(False)
+    g_ema = copy.deepcopy(g).eval().requires_grad_(False) if config.ema_beta else None
+    if config.compile:
+        g.compile()
+        d.compile()
     state = TrainState(
         g=g,
         d=d,
@@ -322,8 +373,12 @@ def train(
         images=images,
         batch_size=config.batch_size,
         rng=torch.Generator(device=device).manual_seed(seed),
+        augment=config.augment,
+        real_symmetries=config.real_symmetries,
+        r1_gamma=config.r1_gamma,
     )
     strategy.prepare(state)
+    eval_generator = g if g_ema is None else g_ema
 
     def train_modes() -> None:
         g.train()
@@ -337,7 +392,7 @@ def train(
 
     def run_evaluation(step: int) -> float:
         started = clock()
-        evaluate(step, train_seconds)
+        evaluate(step, train_seconds, eval_generator)
         seconds = clock() - started
         train_modes()
         return seconds
@@ -358,6 +413,8 @@ def train(
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16",
                             cache_enabled=not config.cuda_graph):
             step_losses = run_step()
+        if g_ema is not None:
+            update_ema(g_ema, g, ema_decay(config.ema_beta, step))
         if bar is not None:
             bar.update()
         if step % config.check_every == 0 or step == config.steps:
@@ -376,4 +433,4 @@ def train(
         p.numel() for optimizer in (state.g_opt, state.d_opt) if optimizer
         for group in optimizer.param_groups for p in group["params"]
     )
-    return TrainResult(status, state.step, train_seconds, eval_seconds, trainable, losses)
+    return TrainResult(status, state.step, train_seconds, eval_seconds, trainable, losses, eval_generator)

@@ -30,6 +30,10 @@ class ShapesPair(Pair):
         self.description = f"procedural shapes: {source_shape} -> {target_shape}"
         self.origin = "embedded (no download)"
         self.sizes = (n_source, n_target_pool, n_reference)
+        self.families = (source_shape, target_shape)
+        # Rotation, position and gradient direction are uniform and the image is square, so a mirrored or
+        # quarter-turned render is as likely as the render itself.
+        self.symmetries = ("xflip", "rot90")
 
     def load(self, resolution: int, data_root: Path | None = None) -> PairData:
         """Render the pair; fixed render seeds make it identical on every machine."""

@@ -38,13 +38,22 @@ class Pair:
 
     ``origin`` says where the images come from and ``sizes`` gives (source, target
     pool, held out) image counts when they are known without loading; both are
-    shown by ``tganbench list``.
+    shown by ``tganbench list``. ``families`` names the shape families of a
+    procedural pair, so runs report the share of samples recognised as each.
+    ``symmetries`` lists the transformations its images' distribution is
+    invariant to (``tganbench.augment.SYMMETRIES``); ``--real-symmetries auto``
+    applies them to the real images D sees.
     """
 
     name: str = ""
     description: str = ""
     origin: str = ""
     sizes: tuple[int, int, int] | None = None
+    # (source family, target family) for pairs of procedural shapes: what the recognition network
+    # (tganbench.metrics.recognition) should see in the source model's and the target's images.
+    families: tuple[str, str] | None = None
+    # Declare only what is true of the images: a mirror of a digit or a quarter turn of a face is not one of them.
+    symmetries: tuple[str, ...] = ()
 
     def load(self, resolution: int, data_root: Path) -> PairData:
         """Return the pair's images at ``resolution`` (deterministic: same call, same bytes).

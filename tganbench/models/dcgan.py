@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 RESOLUTIONS = (16, 32, 64)
+D_NORMS = ("spectral", "none")
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class ModelConfig:
     resolution: int = 32
     width: int = 32
     z_dim: int = 64
+    d_norm: str = "spectral"  # spectral normalisation of every D convolution, or "none"
 
     def channels(self) -> list[int]:
         """Feature channels per resolution level from 4x4 upwards: 4x4 is widest, each doubling halves."""
@@ -79,7 +81,14 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """image (N, 3, R, R) -> logit (N,); no normalisation layers, so it has no buffers."""
+    """image (N, 3, R, R) -> logit (N,); no normalisation layers.
+
+    With ``d_norm="spectral"`` (the default) every convolution's weight is divided
+    by its largest singular value (``torch.nn.utils.parametrizations.spectral_norm``),
+    which keeps D's gradients well-scaled; its power-iteration vectors are D's
+    only buffers, and they stay fixed in eval mode, so a frozen stage stays
+    bit-identical.
+    """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -97,6 +106,12 @@ class Discriminator(nn.Module):
         stages["logit"] = nn.Sequential(nn.Conv2d(channels[-1], 1, 4, 1, 0), nn.Flatten(0))
         self.stages = nn.Sequential(stages)
         self.apply(_init_weights)
+        if config.d_norm == "spectral":
+            for module in self.modules():
+                if isinstance(module, nn.Conv2d):
+                    nn.utils.parametrizations.spectral_norm(module)
+        elif config.d_norm != "none":
+            raise ValueError(f"unknown d_norm {config.d_norm!r}; known: {', '.join(D_NORMS)}")
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Score images: higher means "looks real"."""
