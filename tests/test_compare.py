@@ -93,6 +93,25 @@ def test_with_one_seed_the_threshold_alone_decides(tmp_path):
     assert run_cli("compare", str(base), str(close)).code == 0
 
 
+def test_fewer_samples_showing_the_target_is_a_regression(tmp_path):
+    """``recognised`` is higher-is-better: a drop of more than 0.1 that the seeds support fails."""
+    base = make_results(tmp_path / "baseline", BASELINE)
+    cells = pd.read_csv(base / "cells.csv").assign(recognised=0.9)
+    cells.to_csv(base / "cells.csv", index=False)
+    for name, shares, code in (("same", [0.9, 0.88, 0.91], 0), ("better", [0.99, 0.98, 0.97], 0),
+                               ("worse", [0.6, 0.55, 0.62], 1)):
+        current = make_results(tmp_path / name, BASELINE)
+        rows = pd.read_csv(current / "cells.csv")
+        rows["recognised"] = [shares[seed] if strategy == "finetune" else 0.9
+                              for strategy, seed in zip(rows["strategy"], rows["seed"])]
+        rows.to_csv(current / "cells.csv", index=False)
+        result = run_cli("compare", str(base), str(current))
+        assert result.code == code, result.stdout
+        regressions = [line for line in result.stdout.splitlines() if "REGRESSION" in line]
+        assert all("finetune" in line and "recognised" in line for line in regressions)
+        assert bool(regressions) == bool(code)
+
+
 def test_thresholds_can_be_changed_and_switched_off(tmp_path):
     slower = make_results(tmp_path / "slower", BASELINE, seconds=30.0)
     base = make_results(tmp_path / "baseline", BASELINE)

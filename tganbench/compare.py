@@ -1,7 +1,9 @@
 """``tganbench compare BASELINE CURRENT``: the regression gate on sample quality and time.
 
 Cells are matched by (pair content, shots, strategy with its parameters). For
-every gated metric (all are lower-is-better) a cell regresses when
+every gated metric (FD, KID and time are lower-is-better; ``recognised``, the
+share of samples showing the target shape on the embedded pairs, is
+higher-is-better) a cell regresses when
 
 * the mean over seeds got worse by more than the metric's threshold
   (``10%`` relative to the baseline, or an absolute ``0.5``), **and**
@@ -34,10 +36,13 @@ from tganbench.errors import UsageError
 from tganbench.render import load_results
 
 SIGNIFICANCE = 0.05
-# Gated metrics: cells.csv column -> how the table names it. Lower is better for all of them.
-METRICS = {"fd_final": "final FD", "fd_best": "best FD", "kid_mean": "KID", "train_seconds": "train s"}
+# Gated metrics: cells.csv column -> how the table names it. Lower is better but for HIGHER_IS_BETTER.
+METRICS = {"fd_final": "final FD", "fd_best": "best FD", "kid_mean": "KID", "train_seconds": "train s",
+           "recognised": "recognised"}
+HIGHER_IS_BETTER = ("recognised",)
 ALIASES = {"fd": "fd_final", "kid": "kid_mean", "time": "train_seconds"}
-DEFAULT_THRESHOLDS = {"fd_final": "10%", "fd_best": "10%", "train_seconds": "50%"}
+# recognised: a share in [0, 1]; losing 0.1 (ten percentage points) of the samples' target shape regresses.
+DEFAULT_THRESHOLDS = {"fd_final": "10%", "fd_best": "10%", "train_seconds": "50%", "recognised": "0.1"}
 # Protocol entries that may differ between two runs being compared (reported instead).
 NOT_PROTOCOL = ("device",)
 CELL = ["pair_fingerprint", "shots", "strategy"]
@@ -193,7 +198,8 @@ def compare(
             if b.empty or c.empty:
                 continue
             single_seed |= min(len(b), len(c)) < 2
-            rows.append({**label, "metric": METRICS[metric], **_verdict(b, c, threshold)})
+            rows.append({**label, "metric": METRICS[metric],
+                         **_verdict(b, c, threshold, higher_is_better=metric in HIGHER_IS_BETTER)})
     for key in cur_groups.keys() - base_groups.keys():
         rows.append({"shots": key[1], "strategy": key[2], "metric": "cell", "verdict": "new (not in the baseline)"})
     if single_seed:
@@ -208,15 +214,19 @@ def _ok(cells: pd.DataFrame) -> pd.DataFrame:
     return cells[cells["status"] == "ok"]
 
 
-def _verdict(baseline: pd.Series, current: pd.Series, threshold: Threshold) -> dict[str, Any]:
+def _verdict(
+    baseline: pd.Series, current: pd.Series, threshold: Threshold, higher_is_better: bool = False
+) -> dict[str, Any]:
     """One table row's figures and verdict for one metric of one cell."""
     b, c = float(baseline.mean()), float(current.mean())
     change = c - b
     relative = f" ({change / abs(b):+.1%})" if b else ""
-    p = one_sided_p(baseline, current)
-    worse = change > threshold.allowed(b)
+    # How much worse, in the metric's own direction; the test asks whether the current run is worse.
+    worsening = -change if higher_is_better else change
+    p = one_sided_p(current, baseline) if higher_is_better else one_sided_p(baseline, current)
+    worse = worsening > threshold.allowed(b)
     if not worse:
-        verdict = "improved" if -change > threshold.allowed(b) else "ok"
+        verdict = "improved" if -worsening > threshold.allowed(b) else "ok"
     elif math.isnan(p):
         verdict = "REGRESSION (1 seed: threshold only)"
     elif p < SIGNIFICANCE:
@@ -227,7 +237,7 @@ def _verdict(baseline: pd.Series, current: pd.Series, threshold: Threshold) -> d
         "baseline": _mean_std(baseline),
         "current": _mean_std(current),
         "change": f"{change:+.3g}{relative}",
-        "threshold": threshold.text(),
+        "threshold": threshold.text().replace("+", "-") if higher_is_better else threshold.text(),
         "seeds": f"{len(baseline)} / {len(current)}",
         "p": "" if math.isnan(p) else f"{p:.3f}",
         "verdict": verdict,

@@ -37,35 +37,58 @@ def strategy_colours(strategies: list[str]) -> dict[str, Any]:
     return {label: palette(index % palette.N) for index, label in enumerate(strategies)}
 
 
-def curve_over_seeds(evals: pd.DataFrame, x: str = "step") -> pd.DataFrame:
+def curve_over_seeds(evals: pd.DataFrame, x: str = "step", column: str = "fd") -> pd.DataFrame:
     """Aggregate one strategy's evaluations over seeds at each step.
 
     Returns one row per step (sorted) with ``x`` (its mean over seeds, e.g.
-    ``train_seconds``), ``mean``, ``low`` and ``high`` of the FD (95%
-    t-interval; NaN bounds where fewer than two seeds have a finite FD). Steps
-    without any finite FD are dropped.
+    ``train_seconds``), ``mean``, ``low`` and ``high`` of ``column`` (the FD by
+    default; 95% t-interval; NaN bounds where fewer than two seeds have a
+    finite value). Steps without any finite value are dropped.
     """
-    finite = evals[np.isfinite(evals["fd"].to_numpy(dtype=float))]
+    finite = evals[np.isfinite(evals[column].to_numpy(dtype=float))]
     rows = []
     for step, group in finite.groupby("step", sort=True):
-        mean, _, low, high = mean_interval(group["fd"])
+        mean, _, low, high = mean_interval(group[column])
         rows.append({"step": step, x: float(group[x].mean()), "mean": mean, "low": low, "high": high})
     return pd.DataFrame(rows, columns=list(dict.fromkeys(["step", x, "mean", "low", "high"])))
 
 
 def plot_fd_curves(cells: pd.DataFrame, evals: pd.DataFrame, path: Path) -> Path:
-    """FD over training steps: one panel per shot count, one line per strategy (mean over seeds, 95% band)."""
+    """FD over training steps: one panel per shot count, one line per strategy (mean over seeds, 95% band).
+
+    When the evaluations recorded what the samples show (``recognised``), a
+    second row of panels plots that share in percent.
+    """
     metric = metric_label(cells)
     strategies = _run_order(cells)
     colours = strategy_colours(strategies)
     shots = sorted(cells["shots"].unique())
-    figure = Figure(figsize=(max(6.0, 4.5 * len(shots) + 2.0), 4.0), layout="constrained")
-    axes = figure.subplots(1, len(shots), sharey=True, squeeze=False)[0]
-    for ax, k in zip(axes, shots):
+    rows = [("fd", f"{metric} (lower is better)")]
+    if "recognised" in evals and np.isfinite(evals["recognised"].to_numpy(dtype=float)).any():
+        evals = evals.assign(recognised_percent=evals["recognised"] * 100)
+        rows.append(("recognised_percent", "recognised as target, % (higher is better)"))
+    figure = Figure(figsize=(max(6.0, 4.5 * len(shots) + 2.0), 4.0 * len(rows)), layout="constrained")
+    grid = figure.subplots(len(rows), len(shots), sharey="row", sharex="col", squeeze=False)
+    for axes, (column, ylabel) in zip(grid, rows):
+        _plot_curve_row(axes, cells, evals, column, colours)
+        axes[0].set_ylabel(ylabel)
+    handles = [Line2D([], [], color=colours[label], linestyle=_line_style(label), marker="o", markersize=3)
+               for label in strategies]
+    figure.legend(handles, _legend_labels(strategies), loc="outside lower center", ncols=min(len(strategies), 4),
+                  fontsize="small")
+    shown = metric if len(rows) == 1 else f"{metric} and recognition"
+    figure.suptitle(f"{shown} during training: mean over {_seed_text(cells)}{_band_text(cells)}")
+    return _save(figure, path)
+
+
+def _plot_curve_row(axes: Any, cells: pd.DataFrame, evals: pd.DataFrame, column: str, colours: dict) -> None:
+    """One row of curve panels (one per shot count) for ``column`` of the evaluations."""
+    strategies = _run_order(cells)
+    for ax, k in zip(axes, sorted(cells["shots"].unique())):
         drawn = False
         for label in strategies:
             subset = evals[(evals["shots"] == k) & (evals["strategy"] == label)]
-            curve = curve_over_seeds(subset)
+            curve = curve_over_seeds(subset, column=column)
             if curve.empty:
                 continue
             drawn = True
@@ -81,13 +104,6 @@ def plot_fd_curves(cells: pd.DataFrame, evals: pd.DataFrame, path: Path) -> Path
         ax.set_title(f"{k} shots")
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel(f"{metric} (lower is better)")
-    handles = [Line2D([], [], color=colours[label], linestyle=_line_style(label), marker="o", markersize=3)
-               for label in strategies]
-    figure.legend(handles, _legend_labels(strategies), loc="outside lower center", ncols=min(len(strategies), 4),
-                  fontsize="small")
-    figure.suptitle(f"{metric} during training: mean over {_seed_text(cells)}{_band_text(cells)}")
-    return _save(figure, path)
 
 
 def plot_final_fd(cells: pd.DataFrame, path: Path) -> Path:
@@ -223,7 +239,9 @@ def plot_samples(results_dir: Path, cells: pd.DataFrame, shots: int, seed: int, 
               (f"{shots} training shots", results_dir / shots_grid(shots, seed))]
     for _, row in cell_rows.iterrows():
         if isinstance(row.get("samples"), str):
-            panels.append((f"{row['strategy']} ({row['status']})", results_dir / row["samples"]))
+            shown = row.get("recognised")
+            seen = f", {shown:.0%} recognised" if isinstance(shown, float) and math.isfinite(shown) else ""
+            panels.append((f"{row['strategy']} ({row['status']}{seen})", results_dir / row["samples"]))
     panels = [(title, file) for title, file in panels if file.is_file()]
     columns = min(4, max(1, len(panels)))
     rows = math.ceil(len(panels) / columns) or 1

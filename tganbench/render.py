@@ -21,7 +21,8 @@ RESULT_FILES = ("cells.csv", "evals.csv", "manifest.json")
 CELL_COLUMNS = ("pair", "shots", "strategy", "seed", "status", "metric", "extractor", "n_generated")
 
 PLOT_CAPTIONS = {
-    "fd_curves.png": "FD during training: mean over seeds with a 95% band, one panel per shot count.",
+    "fd_curves.png": "FD (and, for the embedded pairs, the share of samples recognised as the target shape) "
+                     "during training: mean over seeds with a 95% band, one panel per shot count.",
     "final_fd.png": "Final FD per strategy with 95% intervals; scratch is the reference.",
     "time.png": "Training time per strategy (source pretraining once, apart) and FD against training seconds.",
 }

@@ -125,6 +125,8 @@ def summary_table(cells: pd.DataFrame, evals: pd.DataFrame, fd_target: float | N
         row[f"{metric} best"] = _mean_std(mean, std, ".2f")
         row["best step"] = _mean(ok["fd_best_step"], ".0f")
         row["KID"] = _mean_std(*mean_interval(ok["kid_mean"])[:2], ".3g")
+        if "recognised" in cells:
+            row["recognised"] = _mean_std(*mean_interval(ok["recognised"] * 100)[:2], ".0f")
         if show_ttq:
             row["to target"] = _time_to_target(group)
         row["train s"] = _mean(group["train_seconds"], ".1f")
@@ -199,6 +201,8 @@ def summary_caption(cells: pd.DataFrame, fd_target: float | None = None) -> str:
         f"held-out target images; mean ± std over {seeds} seed{'s' if seeds != 1 else ''}, "
         f"{CONFIDENCE:.0%} t-interval, Δ = paired difference to {BASELINE} on the same seeds; "
         f"to target = first evaluation with {target}."
+        + (" recognised = % of the final samples the recognition network names as the target shape."
+           if "recognised" in cells else "")
     )
 
 
@@ -219,12 +223,38 @@ def summary_markdown(cells: pd.DataFrame, evals: pd.DataFrame, manifest: dict[st
         f"the larger), seeds {', '.join(map(str, config['seeds']))} (the same for every strategy), "
         f"{config['target_steps']} target steps "
         f"(batch {config['batch_size']}, {config['resolution']}x{config['resolution']}, width {config['width']}) "
-        f"from one source checkpoint of {config['source_steps']} steps. {metric} and KID use the "
+        f"from {_source_text(manifest)}. {metric} and KID use the "
         f"`{config['feature_extractor']}` feature extractor on {config['n_generated']} generated images "
         f"(fixed noise per seed, the same for every strategy) against {manifest['n_reference']} held-out target "
         f"images. Device: {manifest['device']}. Times exclude evaluation; source pretraining took "
         f"{manifest['source']['seconds']:.1f} s{' (cached)' if manifest['source']['cached'] else ''}."
     )
     caption = summary_caption(cells, fd_target)
+    recognition = _recognition_text(manifest)
+    if recognition:
+        protocol = f"{protocol} {recognition}"
     table = format_table(summary_table(cells, evals, fd_target), markdown=True)
     return f"# tganbench results: {manifest['run_id']}\n\n{protocol}\n\n{caption}\n\n{table}\n"
+
+
+def _source_text(manifest: dict[str, Any]) -> str:
+    """Where the source weights came from, for the summary's protocol paragraph."""
+    source = manifest.get("source") or {}
+    shipped = source.get("shipped")
+    if shipped:
+        return (f"the source checkpoint shipped with tganbench (`{shipped['file']}`, checksum `{shipped['checksum']}`, "
+                f"{shipped.get('steps', '?')} steps)")
+    return f"one source checkpoint of {manifest['config']['source_steps']} steps"
+
+
+def _recognition_text(manifest: dict[str, Any]) -> str:
+    """What the source model's samples show, when the pair's images can be recognised."""
+    source = manifest.get("source") or {}
+    if "recognised_as_source" not in source:
+        return ""
+    families = manifest.get("families") or ["source", "target"]
+    reference = manifest.get("reference_recognised")
+    real = f" (held-out real {families[1]} images: {reference:.0%})" if reference is not None else ""
+    return (f"The recognition network names {source['recognised_as_source']:.0%} of the source model's samples "
+            f"{families[0]} (and {source['recognised_as_target']:.0%} {families[1]}); `recognised` is the share "
+            f"of a model's final samples it names {families[1]}{real}.")

@@ -22,10 +22,12 @@ from tganbench.data.pairs import Pair, PairData, Shots, draw_shots
 from tganbench.errors import UsageError
 from tganbench.fingerprints import tensor_fingerprint
 from tganbench.metrics.evaluator import Evaluator
+from tganbench.metrics.recognition import recognition_scores
 from tganbench.models import ModelConfig, build_models
 from tganbench.plugins import Registry
 from tganbench.render import write_report
-from tganbench.source import SourceCheckpoint, source_checkpoint
+from tganbench.shipped_sources import ShippedSource, find_shipped
+from tganbench.source import SourceCheckpoint, shipped_checkpoint, source_checkpoint
 from tganbench.store import GRID_IMAGES, REFERENCE_GRID, ResultsStore, cell_key, samples_grid, shots_grid
 from tganbench.strategy import Strategy, parse_strategies
 from tganbench.train import sample_images, train
@@ -97,6 +99,8 @@ class Plan:
     fingerprint: str
     reference: torch.Tensor
     reference_fingerprint: str
+    families: tuple[str, str] | None  # the pair's shape families, when samples can be recognised
+    shipped: ShippedSource | None  # the shipped source checkpoint the run starts from, if one fits
 
 
 def resolve_pair(config: RunConfig, registry: Registry) -> Pair:
@@ -113,13 +117,14 @@ def resolve_pair(config: RunConfig, registry: Registry) -> Pair:
 def plan_run(config: RunConfig, registry: Registry, data_root: Path) -> Plan:
     """Resolve names and validate every input; raises UsageError on the first problem."""
     pair = resolve_pair(config, registry)
+    config = config.for_pair(getattr(pair, "symmetries", ()))
     if config.feature_extractor not in registry.extractors:
         raise UsageError(
             f"unknown feature extractor '{config.feature_extractor}' (available: {', '.join(registry.extractors)})"
         )
     available = {name: entry.obj for name, entry in registry.strategies.items()}
     strategies = parse_strategies(config.strategies, available)
-    model = ModelConfig(resolution=config.resolution, width=config.width, z_dim=config.z_dim)
+    model = config.model_config()
     g, d = build_models(model, seed=0, device=torch.device("cpu"))
     for strategy in strategies:
         try:
@@ -131,9 +136,10 @@ def plan_run(config: RunConfig, registry: Registry, data_root: Path) -> Plan:
     shots = {(k, seed): draw_shots(data, k, seed) for k in config.shots for seed in config.seeds}
     extractor = registry.extractors[config.feature_extractor].obj
     reference = data.reference[: config.n_reference]
+    shipped = find_shipped(tensor_fingerprint(data.source), model) if config.source_checkpoint == "shipped" else None
     return Plan(
         config, device, data, strategies, shots, model, extractor, data.fingerprint(),
-        reference, tensor_fingerprint(reference),
+        reference, tensor_fingerprint(reference), pair.families, shipped,
     )
 
 
@@ -200,7 +206,9 @@ def protocol(plan: Plan) -> dict[str, Any]:
     ignored = {"strategies", "seeds", "shots", "profile", "plugins", "source_dir", "target_dir", "data_root",
                "fd_target"}
     settings = {k: v for k, v in plan.config.to_dict().items() if k not in ignored}
-    return {**settings, "pair_fingerprint": plan.fingerprint, "device": device_name(plan.device)}
+    source = f"shipped {plan.shipped.checksum}" if plan.shipped else "pretrained in the run"
+    return {**settings, "pair_fingerprint": plan.fingerprint, "source_weights": source,
+            "device": device_name(plan.device)}
 
 
 def check_resumable(out_dir: Path, expected: dict[str, Any], force_new: bool) -> bool:
@@ -256,9 +264,12 @@ def run_cell(
     cell = cell_identity(plan, strategy, shots, seed)
     evals: list[dict[str, Any]] = []
 
-    def evaluate(step: int, train_seconds: float) -> None:
+    def evaluate(step: int, train_seconds: float, generator: torch.nn.Module) -> None:
         # KID only for the final model, the one the tables report; curves and best FD use FD.
-        scores = evaluator.score(sample_images(g, noise), kid=step == config.target_steps)
+        samples = sample_images(generator, noise)
+        scores = evaluator.score(samples, kid=step == config.target_steps)
+        if plan.families:
+            scores.update(recognition_scores(samples, plan.families))
         keys = {k: cell[k] for k in ("pair", "shots", "strategy", "seed")}
         evals.append({**keys, "step": step, "train_seconds": train_seconds, **scores})
         on_evaluated(evals[-1])
@@ -275,7 +286,7 @@ def run_cell(
         progress=f"{strategy.label} {shots} shots seed {seed}",
         quiet=quiet,
     )
-    samples = sample_images(g, noise[:GRID_IMAGES])
+    samples = sample_images(result.eval_generator, noise[:GRID_IMAGES])
     final = evals[-1] if result.status == "ok" else None
     best = min(evals, key=lambda row: row["fd"]) if evals else None
     cell.update(
@@ -285,6 +296,8 @@ def run_cell(
         fd_best_step=best["step"] if best else -1,
         kid_mean=final["kid_mean"] if final else float("nan"),
         kid_std=final["kid_std"] if final else float("nan"),
+        **({"recognised": final["recognised"] if final else float("nan"),
+            "recognised_source": final["recognised_source"] if final else float("nan")} if plan.families else {}),
         steps=result.steps,
         train_seconds=result.train_seconds,
         eval_seconds=result.eval_seconds,
@@ -375,16 +388,7 @@ def _run_cells(
     ]
     source = None
     if any(strategy.from_source for _, _, strategy in todo):
-        source = source_checkpoint(
-            plan.data,
-            plan.model,
-            config.train_config(config.source_steps),
-            config.source_seed,
-            plan.device,
-            cache_dir,
-            log,
-            quiet=quiet,
-        )
+        source = _source(plan, cache_dir, log, quiet)
     manifest = {
         "run_id": store.out_dir.name,
         "config": config.to_dict(),
@@ -400,12 +404,16 @@ def _run_cells(
             "reference": len(plan.data.reference),
         },
         "reference_fingerprint": plan.reference_fingerprint,
+        "families": list(plan.families) if plan.families else None,
+        "reference_recognised": recognition_scores(plan.reference, plan.families)["recognised"] if plan.families else None,
         "n_reference": evaluator.n_reference,
         "reference_features": {"key": evaluator.reference_key, "cached": evaluator.reference_cached},
         "source": {
             "key": source.key if source else None,
             "seconds": source.seconds if source else 0.0,
             "cached": source.cached if source else False,
+            "shipped": source.shipped.summary() if source and source.shipped else None,
+            **(_source_recognition(plan, source) if source and plan.families else {}),
         },
         "started": started.isoformat(),
         "finished": None,
@@ -447,6 +455,31 @@ def _run_cells(
     _notify(store, log, "tganbench_run_finished",
             lambda: hook.tganbench_run_finished(out_dir=str(store.out_dir), cells=store.cells))
     return cells, evals
+
+
+def _source(plan: Plan, cache_dir: Path, log: Callable[[str], None], quiet: bool) -> SourceCheckpoint:
+    """The source checkpoint of the run: the shipped one when it fits, else pretrained (or cached)."""
+    config = plan.config
+    if plan.shipped is not None:
+        try:
+            return shipped_checkpoint(plan.shipped, log)
+        except (OSError, ValueError, RuntimeError) as error:
+            raise UsageError(f"{' '.join(str(error).split())}; or run with --source-checkpoint pretrain") from None
+    if config.source_checkpoint == "shipped" and plan.families:
+        log(f"source: no shipped checkpoint fits width {config.width}, resolution {config.resolution}, "
+            f"z_dim {config.z_dim}, d_norm {config.d_norm}; pretraining one instead")
+    return source_checkpoint(
+        plan.data, plan.model, config.train_config(config.source_steps), config.source_seed, plan.device,
+        cache_dir, log, quiet=quiet,
+    )
+
+
+def _source_recognition(plan: Plan, source: SourceCheckpoint) -> dict[str, float]:
+    """What the source model's samples show: shares recognised as the source and the target family."""
+    g, _ = build_models(plan.model, 0, plan.device)
+    g.load_state_dict(source.g)
+    scores = recognition_scores(sample_images(g, evaluation_noise(plan.config, 0, plan.device)), plan.families)
+    return {"recognised_as_source": scores["recognised_source"], "recognised_as_target": scores["recognised"]}
 
 
 def _notify(store: ResultsStore, log: Callable[[str], None], name: str, call: Callable[[], Any]) -> None:
