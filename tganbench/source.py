@@ -13,6 +13,7 @@ import torch
 from tganbench.data.pairs import PairData
 from tganbench.fingerprints import code_version, state_fingerprint
 from tganbench.models import ModelConfig, build_models
+from tganbench.shipped_sources import ShippedSource, load_shipped, prefixed_state
 from tganbench.store import atomic_write
 from tganbench.strategy import Strategy
 from tganbench.train import TrainConfig, train
@@ -39,6 +40,7 @@ class SourceCheckpoint:
     path: Path
     seconds: float
     cached: bool
+    shipped: ShippedSource | None = None  # set when the weights are a checkpoint shipped with tganbench
 
 
 def source_key(pair_fingerprint: str, model: ModelConfig, config: TrainConfig, seed: int) -> str:
@@ -53,16 +55,12 @@ def source_key(pair_fingerprint: str, model: ModelConfig, config: TrainConfig, s
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {f"{prefix}.{name}": tensor for name, tensor in state.items()}
-
-
 def _load_verified(path: Path, key: str) -> dict:
     """Load a cached checkpoint (``weights_only``) and check its key and content hash; raises if either fails."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
     if saved.get("key") != key:
         raise ValueError("the file belongs to another key")
-    checksum = state_fingerprint({**_prefixed("g", saved["g"]), **_prefixed("d", saved["d"])})
+    checksum = state_fingerprint(prefixed_state(saved["g"], saved["d"]))
     if checksum != saved.get("checksum"):
         raise ValueError("checksum mismatch")
     return saved
@@ -95,15 +93,26 @@ def source_checkpoint(
     result = train(g, d, SourcePretraining(), data.source.to(device), config, seed, progress="source", quiet=quiet)
     if result.status != "ok":
         raise RuntimeError(f"source pretraining diverged at step {result.steps}; try a lower --lr")
-    g_state = {k: v.cpu() for k, v in g.state_dict().items()}
+    # The generator every strategy starts from is the one the run evaluates (the moving average, if kept).
+    g_state = {k: v.cpu() for k, v in result.eval_generator.state_dict().items()}
     d_state = {k: v.cpu() for k, v in d.state_dict().items()}
     saved = {
         "key": key,
         "g": g_state,
         "d": d_state,
         "seconds": result.train_seconds,
-        "checksum": state_fingerprint({**_prefixed("g", g_state), **_prefixed("d", d_state)}),
+        "checksum": state_fingerprint(prefixed_state(g_state, d_state)),
     }
     atomic_write(path, lambda temporary: torch.save(saved, temporary))
     log(f"source: trained in {result.train_seconds:.1f} s ({result.steps / result.train_seconds:.1f} steps/s), cached at {path}")
     return SourceCheckpoint(saved["g"], saved["d"], key, path, result.train_seconds, cached=False)
+
+
+def shipped_checkpoint(entry: ShippedSource, log: Callable[[str], None] = print) -> SourceCheckpoint:
+    """The shipped source checkpoint ``entry``, checked against its checksum."""
+    g, d = load_shipped(entry)
+    card = entry.card
+    log(f"source: shipped checkpoint {entry.file} (checksum {entry.checksum}, {card.get('steps')} steps, "
+        f"trained once in {card.get('seconds', 0):.0f} s)")
+    return SourceCheckpoint(g, d, entry.checksum, entry.path, float(card.get("seconds", 0.0)), cached=True,
+                            shipped=entry)
