@@ -32,6 +32,7 @@ SAMPLES = {
     "--lr": 0.001,
     "--d-norm": "none",
     "--augment": ["color", "cutout"],
+    "--real-symmetries": ["xflip"],
     "--r1-gamma": 0.5,
     "--ema-beta": 0.99,
     "--device": "cuda",

@@ -40,8 +40,8 @@ class RunConfig:
     source_checkpoint: str = "shipped"
     source_steps: int = 1500
     source_seed: int = 0
-    target_steps: int = 750
-    eval_every: int = 250
+    target_steps: int = 2000
+    eval_every: int = 500
     n_generated: int = 1000
     n_reference: int = 1000
     kid_subsets: int = 50

@@ -268,7 +268,9 @@ def write_plots(results_dir: Path) -> list[Path]:
     if evals.empty:
         evals = pd.DataFrame(columns=["pair", "shots", "strategy", "seed", "step", "train_seconds", "fd"])
     manifest = json.loads((results_dir / "manifest.json").read_text())
-    source_seconds = (manifest.get("source") or {}).get("seconds")
+    source = manifest.get("source") or {}
+    # A shipped source was trained once, outside every run: the summary gives its time; no bar here.
+    source_seconds = None if source.get("shipped") else source.get("seconds")
     out = results_dir / "plots"
     out.mkdir(parents=True, exist_ok=True)
     curves, final, time = (out / name for name in PLOT_FILES)

@@ -226,8 +226,7 @@ def summary_markdown(cells: pd.DataFrame, evals: pd.DataFrame, manifest: dict[st
         f"from {_source_text(manifest)}. {metric} and KID use the "
         f"`{config['feature_extractor']}` feature extractor on {config['n_generated']} generated images "
         f"(fixed noise per seed, the same for every strategy) against {manifest['n_reference']} held-out target "
-        f"images. Device: {manifest['device']}. Times exclude evaluation; source pretraining took "
-        f"{manifest['source']['seconds']:.1f} s{' (cached)' if manifest['source']['cached'] else ''}."
+        f"images. Device: {manifest['device']}. Times exclude evaluation; {_source_time_text(manifest)}."
     )
     caption = summary_caption(cells, fd_target)
     recognition = _recognition_text(manifest)
@@ -245,6 +244,14 @@ def _source_text(manifest: dict[str, Any]) -> str:
         return (f"the source checkpoint shipped with tganbench (`{shipped['file']}`, checksum `{shipped['checksum']}`, "
                 f"{shipped.get('steps', '?')} steps)")
     return f"one source checkpoint of {manifest['config']['source_steps']} steps"
+
+
+def _source_time_text(manifest: dict[str, Any]) -> str:
+    """How long the source took, and whether this run paid for it."""
+    source = manifest["source"]
+    if source.get("shipped"):
+        return f"this run trained no source (the shipped one took {source['seconds']:.0f} s, once)"
+    return f"source pretraining took {source['seconds']:.1f} s{' (cached)' if source['cached'] else ''}"
 
 
 def _recognition_text(manifest: dict[str, Any]) -> str:
