@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from conftest import run_cli
+from tganbench.config import resolve_config
 
 SMOKE_ALL = ["run", "--strategies", "all", "--profile", "smoke"]
 RESULT_COLUMNS = ["shots", "strategy", "seed", "status", "fd_final", "fd_best", "fd_best_step", "kid_mean", "kid_std"]
@@ -77,7 +78,8 @@ def test_another_protocol_in_the_folder_is_refused_unless_force_new(tmp_path):
     assert run_cli("run", "--strategies", "finetune", "--profile", "smoke", "--out", str(out)).code == 0
     other = run_cli("run", "--strategies", "finetune", "--profile", "smoke", "--lr", "0.001", "--out", str(out))
     assert other.code == 2
-    assert "holds a run with a different protocol (lr 0.0002 -> 0.001)" in other.stderr
+    default_lr = resolve_config("smoke").lr
+    assert f"holds a run with a different protocol (lr {default_lr} -> 0.001)" in other.stderr
     forced = run_cli("run", "--strategies", "finetune", "--profile", "smoke", "--lr", "0.001", "--force-new",
                      "--out", str(out))
     assert forced.code == 0, forced.stderr
