@@ -49,27 +49,25 @@ POLICIES = ("color", "translation", "cutout")
 SYMMETRIES = ("xflip", "rot90")
 
 
-def parse_policy(text: str) -> tuple[str, ...]:
-    """``"color,translation,cutout"`` -> the policies in that order; ``""`` or ``"none"`` -> no augmentation."""
+def _parse_names(text: str, known: tuple[str, ...], flag: str, kind: str, kinds: str, also: str) -> tuple[str, ...]:
+    """A comma-separated list of ``known`` names in the given order; ``""`` or ``"none"`` -> ()."""
     if text.strip().lower() in ("", "none"):
         return ()
     names = tuple(part.strip() for part in text.split(","))
-    unknown = [name for name in names if name not in POLICIES]
+    unknown = [name for name in names if name not in known]
     if unknown:
-        raise UsageError(f"--augment: unknown policy '{unknown[0]}' (policies: {', '.join(POLICIES)}, or none)")
+        raise UsageError(f"{flag}: unknown {kind} '{unknown[0]}' ({kinds}: {', '.join(known)}, {also})")
     return names
+
+
+def parse_policy(text: str) -> tuple[str, ...]:
+    """``"color,translation,cutout"`` -> the policies in that order; ``""`` or ``"none"`` -> no augmentation."""
+    return _parse_names(text, POLICIES, "--augment", "policy", "policies", "or none")
 
 
 def parse_symmetries(text: str) -> tuple[str, ...]:
     """``"xflip,rot90"`` -> those symmetries; ``""`` or ``"none"`` -> none (``"auto"`` is resolved by the runner)."""
-    if text.strip().lower() in ("", "none"):
-        return ()
-    names = tuple(part.strip() for part in text.split(","))
-    unknown = [name for name in names if name not in SYMMETRIES]
-    if unknown:
-        raise UsageError(f"--real-symmetries: unknown symmetry '{unknown[0]}' "
-                         f"(symmetries: {', '.join(SYMMETRIES)}, or none, or auto)")
-    return names
+    return _parse_names(text, SYMMETRIES, "--real-symmetries", "symmetry", "symmetries", "or none, or auto")
 
 
 def xflip(x: torch.Tensor, state: TrainState) -> torch.Tensor:
