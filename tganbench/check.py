@@ -9,16 +9,16 @@ from pathlib import Path
 
 import torch
 
+from tganbench.cell import SharedArtefacts, execute_cell
 from tganbench.config import resolve_config
-from tganbench.data.pairs import draw_shots
 from tganbench.errors import UsageError
+from tganbench.metric import MetricContext
 from tganbench.metrics.evaluator import Evaluator
-from tganbench.models import ModelConfig, build_models
+from tganbench.plan import plan_run
 from tganbench.plugins import Registry
-from tganbench.runner import evaluation_noise
-from tganbench.source import source_checkpoint
+from tganbench.runner import cell_specs, prepare_source
 from tganbench.strategy import Strategy, parse_strategies
-from tganbench.train import TrainResult, sample_images, train
+from tganbench.train import TrainResult, train
 
 CPU = torch.device("cpu")
 
@@ -51,7 +51,7 @@ class _Trained:
 def _train_once(strategy: Strategy, setup: dict, seed: int) -> _Trained:
     """Train a fresh copy of ``strategy`` for the smoke budget and record what changed."""
     strategy = strategy.fresh_copy()
-    g, d = build_models(setup["model"], seed, CPU)
+    g, d = setup["model"].build(seed, CPU)
     if strategy.from_source:
         g.load_state_dict(setup["source"].g)
         d.load_state_dict(setup["source"].d)
@@ -62,7 +62,9 @@ def _train_once(strategy: Strategy, setup: dict, seed: int) -> _Trained:
     frozen_ids = {id(t) for m in strategy.frozen(g, d) for t in itertools.chain(m.parameters(), m.buffers())}
     frozen = {name for name, tensor in named.items() if id(tensor) in frozen_ids}
     before = {name: tensor.detach().clone() for name, tensor in named.items()}
-    result = train(g, d, strategy, setup["shots"], setup["train"], seed)
+    source = setup["source"]
+    result = train(g, d, strategy, setup["shots"], setup["train"], seed,
+                   source_weights={"g": source.g, "d": source.d} if strategy.from_source else None)
     state = {name: tensor.detach().clone() for name, tensor in named.items()}
     return _Trained(state, before, frozen, parameters, result, g)
 
@@ -85,33 +87,25 @@ def check_strategy(spec: str, registry: Registry, cache_dir: Path) -> list[Check
     checks = [Check("registers cleanly", not problems, problems[0] if problems else f"plugin '{entry.plugin}'")]
 
     available = {n: e.obj for n, e in registry.strategies.items()}
+    config = resolve_config("smoke", strategies=spec, device="cpu")
     try:
         strategy = parse_strategies(spec, available)[0]
         defaults = ",".join(f"{k}={v}" for k, v in entry.obj.parameters.items())
         round_trip = parse_strategies(f"{name}[{defaults}]", available)[0].params
         if round_trip != entry.obj.parameters:
             raise UsageError(f"defaults {entry.obj.parameters} parse back as {round_trip}")
-        g, d = build_models(ModelConfig(), 0, CPU)
-        strategy.frozen(g, d)
+        plan = plan_run(config, registry, cache_dir / "data")
     except (UsageError, ValueError) as error:
         checks.append(Check("parameters parse", False, str(error)))
         return checks
     checks.append(Check("parameters parse", True, strategy.label))
-
-    config = resolve_config("smoke")
-    pair = registry.pairs[config.pair].obj
-    config = config.for_pair(getattr(pair, "symmetries", ()))
-    data = pair.load(config.resolution, cache_dir / "data")
-    model = config.model_config()
-    train_config = config.train_config(config.target_steps)
+    config = plan.config
+    cell = cell_specs(plan, plan.cells()[:1])[0]
     setup = {
-        "model": model,
-        "shots": draw_shots(data, config.shots[0], seed=0).images,
-        "train": train_config,
-        "source": source_checkpoint(
-            data, model, config.train_config(config.source_steps),
-            config.source_seed, CPU, cache_dir, log=lambda message: None,
-        ),
+        "model": plan.model,
+        "shots": cell.images,
+        "train": cell.train,
+        "source": prepare_source(plan, cache_dir, log=lambda message: None, quiet=True),
     }
     first = _train_once(strategy, setup, seed=0)
 
@@ -148,11 +142,13 @@ def check_strategy(spec: str, registry: Registry, cache_dir: Path) -> list[Check
         _first(different, "differ between two runs") if different else ("" if same_losses else "losses differ"),
     ))
 
-    evaluator = Evaluator(
-        registry.extractors[config.feature_extractor].obj, data.reference[: config.n_reference], CPU,
-        kid_subsets=config.kid_subsets, kid_subset_size=config.kid_subset_size,
-    )
-    scores = evaluator.score(sample_images(first.g, evaluation_noise(config, 0, CPU)))
+    evaluator = Evaluator(plan.extractor, plan.reference, CPU, kid_subsets=config.kid_subsets,
+                          kid_subset_size=config.kid_subset_size)
+    context = MetricContext(evaluator, plan.reference, plan.families)
+    metrics = [e.obj for e in registry.metrics.values() if e.obj.applies is None or e.obj.applies(context)]
+    shared = SharedArtefacts(CPU, context, metrics, plan.extractor.name, plan.extractor.metric, setup["source"])
+    row = execute_cell(cell, shared, quiet=True).row
+    scores = {column: row[column] for metric in metrics for column in metric.columns.values()}
     checks.append(Check(
         "finite metrics",
         all(math.isfinite(v) for v in scores.values()),

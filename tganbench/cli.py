@@ -56,13 +56,16 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--n-generated", type=int, default=None, help="generated images per evaluation")
     run.add_argument("--n-reference", type=int, default=None, help="held-out reference images")
     run.add_argument("--batch-size", type=int, default=None)
-    run.add_argument("--width", type=int, default=None, help="base channel width of G and D")
+    run.add_argument("--architecture", default=None, metavar="NAME[k=v]",
+                     help="G and D: a registered architecture with parameters (default: dcgan)")
+    run.add_argument("--width", type=int, default=None, help="the architecture's width parameter (base channels)")
     run.add_argument("--resolution", type=int, default=None, help="16, 32 (default) or 64")
     run.add_argument("--lr", type=float, default=None)
-    run.add_argument("--d-norm", default=None, help="D's normalisation: spectral (default) or none")
-    run.add_argument("--augment", default=None, metavar="POLICY",
-                     help="DiffAugment policies on every D input: comma-separated color, translation, cutout; "
-                          "or none")
+    run.add_argument("--d-norm", default=None, help="the architecture's d_norm parameter: spectral (default) or none")
+    run.add_argument("--augment", default=None, metavar="NAME[k=v],...",
+                     help="augmentations of every D input, each crossed with every adversarial strategy "
+                          "(e.g. none,diffaugment[policy=color]); default none. A list of DiffAugment policies "
+                          "(color,translation,cutout) means diffaugment with that policy")
     run.add_argument("--real-symmetries", default=None, metavar="LIST",
                      help="random mirrors / quarter turns of the real images D sees (xflip, rot90): auto (default: "
                           "what the pair declares its images invariant to), none, or a comma-separated list")

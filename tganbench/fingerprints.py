@@ -1,8 +1,9 @@
-"""Content hashes: of tensors, of state dicts and of the code that produced a cached file."""
+"""Content hashes: of tensors, of state dicts, of the code that produced a cached file, and cache keys."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import torch
@@ -33,3 +34,8 @@ def code_version(*files: str) -> str:
     for name in files:
         digest.update((package / name).read_bytes())
     return digest.hexdigest()[:12]
+
+
+def content_key(material: dict) -> str:
+    """Key of a cached artefact: a hash of the JSON of everything that decides its content."""
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -43,6 +43,30 @@ def tganbench_register_feature_extractors(register) -> None:
 
 
 @hookspec
+def tganbench_register_architectures(register) -> None:
+    """Called once while plugins load; call ``register(ArchitectureClass)`` for each architecture.
+
+    The return value is ignored.
+    """
+
+
+@hookspec
+def tganbench_register_metrics(register) -> None:
+    """Called once while plugins load; call ``register(metric)`` for each ``tganbench.Metric``.
+
+    The return value is ignored.
+    """
+
+
+@hookspec
+def tganbench_register_augmentations(register) -> None:
+    """Called once while plugins load; call ``register(AugmentationClass)`` for each augmentation.
+
+    The return value is ignored.
+    """
+
+
+@hookspec
 def tganbench_evaluated(row: dict) -> None:
     """Called as soon as an evaluation of a cell is scored, with its ``evals.csv`` row.
 

@@ -26,6 +26,9 @@ DEFAULT_PLUGINS = (
     "tganbench.strategies.freeze_d",
     "tganbench.strategies.freeze_g",
     "tganbench.strategies.batchstat",
+    "tganbench.augmentations.diffaugment",
+    "tganbench.models.dcgan",
+    "tganbench.metrics.standard",
     "tganbench.data.embedded",
     "tganbench.data.torchvision_pairs",
     "tganbench.metrics.extractors",
@@ -48,6 +51,9 @@ class Registry:
     strategies: dict[str, Registered] = field(default_factory=dict)
     pairs: dict[str, Registered] = field(default_factory=dict)
     extractors: dict[str, Registered] = field(default_factory=dict)
+    architectures: dict[str, Registered] = field(default_factory=dict)
+    metrics: dict[str, Registered] = field(default_factory=dict)
+    augmentations: dict[str, Registered] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -142,4 +148,7 @@ def load_plugins(extra: Sequence[str] = ()) -> Registry:
     _collect(registry, "tganbench_register_strategies", "strategy", registry.strategies)
     _collect(registry, "tganbench_register_pairs", "pair", registry.pairs)
     _collect(registry, "tganbench_register_feature_extractors", "feature extractor", registry.extractors)
+    _collect(registry, "tganbench_register_architectures", "architecture", registry.architectures)
+    _collect(registry, "tganbench_register_metrics", "metric", registry.metrics)
+    _collect(registry, "tganbench_register_augmentations", "augmentation", registry.augmentations)
     return registry

@@ -13,14 +13,14 @@ torchvision pairs) pretrains in the run as before.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from tganbench.fingerprints import state_fingerprint
-from tganbench.models import ModelConfig
+from tganbench.models import ModelSpec
 
 SHIPPED_DIR = Path(__file__).with_name("shipped")
 INDEX = SHIPPED_DIR / "index.json"
@@ -59,10 +59,16 @@ def shipped_sources(index: Path = INDEX) -> list[ShippedSource]:
     return [ShippedSource(**entry) for entry in json.loads(index.read_text())]
 
 
-def find_shipped(source_fingerprint: str, model: ModelConfig, index: Path = INDEX) -> ShippedSource | None:
-    """The shipped checkpoint trained on exactly these source images with exactly this architecture, if any."""
+def find_shipped(source_fingerprint: str, model: ModelSpec, index: Path = INDEX) -> ShippedSource | None:
+    """The shipped checkpoint trained on exactly these source images with exactly this architecture, if any.
+
+    A card's ``model`` holds the architecture's parameters, ``resolution`` and
+    ``z_dim``, and ``architecture`` (``dcgan`` when absent).
+    """
+    wanted = {"architecture": model.architecture.name, **model.architecture.params,
+              "resolution": model.resolution, "z_dim": model.z_dim}
     for entry in shipped_sources(index):
-        if entry.source_fingerprint == source_fingerprint and entry.model == asdict(model):
+        if entry.source_fingerprint == source_fingerprint and {"architecture": "dcgan", **entry.model} == wanted:
             return entry
     return None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import json
+import inspect
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -11,15 +11,16 @@ from typing import Callable
 import torch
 
 from tganbench.data.pairs import PairData
-from tganbench.fingerprints import code_version, state_fingerprint
-from tganbench.models import ModelConfig, build_models
+from tganbench.cache import load_or_build
+from tganbench.fingerprints import code_version, content_key, state_fingerprint
+from tganbench.models import ModelSpec
 from tganbench.shipped_sources import ShippedSource, load_shipped, prefixed_state
-from tganbench.store import atomic_write
 from tganbench.strategy import Strategy
 from tganbench.train import TrainConfig, train
 
-# The files whose code decides what a source checkpoint contains.
-_CODE_FILES = ("models/dcgan.py", "train.py", "source.py")
+# The package files whose code decides what a source checkpoint contains (besides the architecture's module);
+# not the CUDA-graph layer, which only replays the same step.
+_CODE_FILES = ("step.py", "train.py", "source.py", "augmentations/symmetries.py")
 
 
 class SourcePretraining(Strategy):
@@ -43,32 +44,26 @@ class SourceCheckpoint:
     shipped: ShippedSource | None = None  # set when the weights are a checkpoint shipped with tganbench
 
 
-def source_key(pair_fingerprint: str, model: ModelConfig, config: TrainConfig, seed: int) -> str:
+def source_key(pair_fingerprint: str, model: ModelSpec, config: TrainConfig, seed: int) -> str:
     """Content key of a source checkpoint: pair content, architecture, optimisation, steps, seed, code."""
-    material = {
+    architecture_code = inspect.getsource(inspect.getmodule(type(model.architecture)))
+    return content_key({
         "pair": pair_fingerprint,
-        "model": asdict(model),
+        "model": model.describe(),
         "train": asdict(config),
         "seed": seed,
         "code": code_version(*_CODE_FILES),
-    }
-    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
+        "architecture_code": hashlib.sha256(architecture_code.encode()).hexdigest()[:12],
+    })
 
 
-def _load_verified(path: Path, key: str) -> dict:
-    """Load a cached checkpoint (``weights_only``) and check its key and content hash; raises if either fails."""
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    if saved.get("key") != key:
-        raise ValueError("the file belongs to another key")
-    checksum = state_fingerprint(prefixed_state(saved["g"], saved["d"]))
-    if checksum != saved.get("checksum"):
-        raise ValueError("checksum mismatch")
-    return saved
+def _checksum(entry: dict) -> str:
+    return state_fingerprint(prefixed_state(entry["g"], entry["d"]))
 
 
 def source_checkpoint(
     data: PairData,
-    model: ModelConfig,
+    model: ModelSpec,
     config: TrainConfig,
     seed: int,
     device: torch.device,
@@ -79,33 +74,24 @@ def source_checkpoint(
     """Load the cached source checkpoint for these settings, or train and cache it."""
     key = source_key(data.fingerprint(), model, config, seed)
     path = cache_dir / "sources" / f"{data.name}-{key}.pt"
-    if path.exists():
-        try:
-            saved = _load_verified(path, key)
-            log(f"source: reusing cached checkpoint {path} (trained in {saved['seconds']:.1f} s)")
-            return SourceCheckpoint(saved["g"], saved["d"], key, path, float(saved["seconds"]), cached=True)
-        except Exception as error:  # noqa: BLE001 - any unreadable cache file is retrained, never fatal
-            reason = " ".join(f"{type(error).__name__}: {error}".split())[:120]
-            log(f"source: cached checkpoint {path} is unreadable or corrupt ({reason}); retraining it")
 
-    log(f"source: pretraining on {len(data.source)} {data.name} source images for {config.steps} steps")
-    g, d = build_models(model, seed, device)
-    result = train(g, d, SourcePretraining(), data.source.to(device), config, seed, progress="source", quiet=quiet)
-    if result.status != "ok":
-        raise RuntimeError(f"source pretraining diverged at step {result.steps}; try a lower --lr")
-    # The generator every strategy starts from is the one the run evaluates (the moving average, if kept).
-    g_state = {k: v.cpu() for k, v in result.eval_generator.state_dict().items()}
-    d_state = {k: v.cpu() for k, v in d.state_dict().items()}
-    saved = {
-        "key": key,
-        "g": g_state,
-        "d": d_state,
-        "seconds": result.train_seconds,
-        "checksum": state_fingerprint(prefixed_state(g_state, d_state)),
-    }
-    atomic_write(path, lambda temporary: torch.save(saved, temporary))
-    log(f"source: trained in {result.train_seconds:.1f} s ({result.steps / result.train_seconds:.1f} steps/s), cached at {path}")
-    return SourceCheckpoint(saved["g"], saved["d"], key, path, result.train_seconds, cached=False)
+    def pretrain() -> dict:
+        log(f"source: pretraining on {len(data.source)} {data.name} source images for {config.steps} steps")
+        g, d = model.build(seed, device)
+        result = train(g, d, SourcePretraining(), data.source.to(device), config, seed, progress="source",
+                       quiet=quiet)
+        if result.status != "ok":
+            raise RuntimeError(f"source pretraining diverged at step {result.steps}; try a lower --lr")
+        log(f"source: trained in {result.train_seconds:.1f} s ({result.steps / result.train_seconds:.1f} steps/s), "
+            f"cached at {path}")
+        # The generator every strategy starts from is the one the run evaluates (the moving average, if kept).
+        return {"g": {k: v.cpu() for k, v in result.eval_generator.state_dict().items()},
+                "d": {k: v.cpu() for k, v in d.state_dict().items()}, "seconds": result.train_seconds}
+
+    entry, cached = load_or_build(path, key, pretrain, _checksum, log, "source")
+    if cached:
+        log(f"source: reusing cached checkpoint {path} (trained in {entry['seconds']:.1f} s)")
+    return SourceCheckpoint(entry["g"], entry["d"], key, path, float(entry["seconds"]), cached=cached)
 
 
 def shipped_checkpoint(entry: ShippedSource, log: Callable[[str], None] = print) -> SourceCheckpoint:

@@ -9,200 +9,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from tganbench.augment import augment_reals, diff_augment
-from tganbench.models import Discriminator, Generator
+from tganbench.config import TrainConfig
+from tganbench.cuda_graph import step_function
 from tganbench.progress import Progress
+from tganbench.step import TrainState, sample_images, to_float, to_uint8
 
 if TYPE_CHECKING:
+    from tganbench.augmentation import Augmentation
     from tganbench.strategy import Strategy
 
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings shared by every strategy (the budget of the protocol)."""
-
-    steps: int
-    batch_size: int = 64
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    check_every: int = 50
-    precision: str = "fp32"  # "bf16": autocast the step (meant for CUDA)
-    compile: bool = False  # torch.compile G and D in place
-    memory_format: str = "channels-last"  # or "contiguous": the layout of G's and D's weights and activations
-    cuda_graph: bool = False  # capture the step once as a CUDA graph and replay it (on a CPU: GraphedStep's emulation)
-    augment: tuple[str, ...] = ()  # DiffAugment policies applied to every image D sees (tganbench.augment)
-    real_symmetries: tuple[str, ...] = ()  # random mirrors / quarter turns of the real images D sees, only them
-    r1_gamma: float = 0.0  # weight of the R1 penalty on D's gradient at real images; 0 turns it off
-    ema_beta: float = 0.0  # evaluate a moving average of G's weights with this decay; 0 evaluates G itself
-
-
-def to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images in [0, 255] -> float images in [-1, 1]."""
-    return images.float() / 127.5 - 1
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """float images in [-1, 1] -> uint8 (rounded, clamped): the one conversion real and fake share."""
-    return ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-
-
-@torch.no_grad()
-def sample_images(g: Generator, noise: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
-    """uint8 images from ``g`` in eval mode for each row of ``noise`` (the evaluation samples)."""
-    g.eval()
-    return torch.cat([to_uint8(g(noise[i : i + batch_size])) for i in range(0, len(noise), batch_size)])
-
-
-@dataclass
-class TrainState:
-    """What a step needs: models, optimizers, the device-resident images and the cell's RNG.
-
-    Every random number of a step should come from ``rand`` / ``randn`` /
-    ``randint`` (or the helpers built on them): that is what lets
-    ``--cuda-graph`` replay a captured step with fresh random numbers that equal
-    the eager steps' ones. Images reach D through ``discriminate``, which
-    applies the run's augmentation.
-    """
-
-    g: Generator
-    d: Discriminator
-    g_opt: torch.optim.Optimizer | None
-    d_opt: torch.optim.Optimizer | None
-    images: torch.Tensor
-    batch_size: int
-    rng: torch.Generator
-    step: int = 0
-    augment: tuple[str, ...] = ()
-    real_symmetries: tuple[str, ...] = ()
-    r1_gamma: float = 0.0
-    # Set by GraphedStep: while recording, each draw is noted here; while replaying, draws come from here.
-    recorded_draws: list[Draw] | None = None
-    pre_drawn: PreDrawn | None = None
-
-    def rand(self, *shape: int) -> torch.Tensor:
-        """Uniform samples in [0, 1) of ``shape`` from the cell's generator, on the training device."""
-        return self._draw(Draw("uniform", shape))
-
-    def randn(self, *shape: int) -> torch.Tensor:
-        """N(0, 1) samples of ``shape`` from the cell's generator, on the training device."""
-        return self._draw(Draw("normal", shape))
-
-    def randint(self, high: int, *shape: int) -> torch.Tensor:
-        """Integers in [0, ``high``) of ``shape`` from the cell's generator, on the training device."""
-        return self._draw(Draw("integers", shape, high))
-
-    def _draw(self, draw: Draw) -> torch.Tensor:
-        if self.pre_drawn is not None:
-            return self.pre_drawn.take(draw)
-        if self.recorded_draws is not None:
-            self.recorded_draws.append(draw)
-        return draw.fill(draw.empty(self.images.device), self.rng)
-
-    def sample_indices(self) -> torch.Tensor:
-        """A batch of random training-image indices, drawn on the device."""
-        return self.randint(len(self.images), self.batch_size)
-
-    def real_batch(self, indices: torch.Tensor | None = None) -> torch.Tensor:
-        """A float batch of training images (random unless ``indices`` is given)."""
-        return to_float(self.images[self.sample_indices() if indices is None else indices])
-
-    def noise(self) -> torch.Tensor:
-        """A batch of latents z ~ N(0, I)."""
-        return self.randn(self.batch_size, self.g.config.z_dim)
-
-    def discriminate(self, images: torch.Tensor) -> torch.Tensor:
-        """D's logits for ``images`` (real or generated), after the run's augmentation."""
-        return self.d(diff_augment(images, self.augment, self))
-
-
-@dataclass(frozen=True)
-class Draw:
-    """One random draw of a step: its distribution and shape (``torch.randn`` / ``torch.randint`` alike)."""
-
-    kind: str  # "uniform", "normal" or "integers"
-    shape: tuple[int, ...]
-    high: int = 0
-
-    def empty(self, device: torch.device) -> torch.Tensor:
-        """An uninitialised tensor for this draw."""
-        return torch.empty(self.shape, dtype=torch.int64 if self.kind == "integers" else torch.float32, device=device)
-
-    def fill(self, out: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
-        """Fill ``out`` in place from ``rng``, exactly as ``torch.rand`` / ``randn`` / ``randint`` would draw."""
-        if self.kind == "uniform":
-            return out.uniform_(generator=rng)
-        return out.normal_(generator=rng) if self.kind == "normal" else out.random_(0, self.high, generator=rng)
-
-
-class PreDrawn:
-    """Buffers for a step's random draws, refilled from the cell's generator before each replay."""
-
-    def __init__(self, draws: list[Draw], device: torch.device) -> None:
-        self.draws = draws
-        self.buffers = [draw.empty(device) for draw in draws]
-        self.position = 0
-
-    def refill(self, rng: torch.Generator) -> None:
-        """Draw the next step's random numbers, in the order the eager step would draw them."""
-        for draw, buffer in zip(self.draws, self.buffers):
-            draw.fill(buffer, rng)
-        self.position = 0
-
-    def take(self, draw: Draw) -> torch.Tensor:
-        """The buffer of the step's next draw; the step must draw what the recorded step drew."""
-        if self.position >= len(self.draws) or self.draws[self.position] != draw:
-            self._refuse()
-        self.position += 1
-        return self.buffers[self.position - 1]
-
-    def check_all_taken(self) -> None:
-        """Raise if the step drew fewer random numbers than the recorded step."""
-        if self.position != len(self.draws):
-            self._refuse()
-
-    @staticmethod
-    def _refuse() -> None:
-        raise RuntimeError(
-            "--cuda-graph: this step's random draws differ from the previous step's, so it cannot be "
-            "captured once and replayed; run without --cuda-graph"
-        )
-
-
-def adversarial_step(state: TrainState, strategy: Strategy) -> dict[str, torch.Tensor]:
-    """Non-saturating logistic GAN step: one D update (with the R1 penalty if set), then one G update."""
-    losses = {}
-    if state.d_opt is not None:
-        with torch.no_grad():
-            fake = state.g(state.noise())
-        fake_logits = state.discriminate(fake)
-        real = augment_reals(state.real_batch(), state.real_symmetries, state)
-        if state.r1_gamma:
-            real.requires_grad_(True)
-        real_logits = state.discriminate(real)
-        d_loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
-        if state.r1_gamma:
-            (gradient,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
-            d_loss = d_loss + state.r1_gamma / 2 * gradient.square().sum(dim=(1, 2, 3)).mean()
-        state.d_opt.zero_grad(set_to_none=True)
-        d_loss.backward()
-        state.d_opt.step()
-        losses["d_loss"] = d_loss.detach()
-    if state.g_opt is not None:
-        z = state.noise()
-        fake = state.g(z)
-        g_loss = F.softplus(-state.discriminate(fake)).mean()
-        extra = strategy.generator_loss(state, fake, z)
-        if extra is not None:
-            g_loss = g_loss + extra
-        state.g_opt.zero_grad(set_to_none=True)
-        g_loss.backward()
-        state.g_opt.step()
-        losses["g_loss"] = g_loss.detach()
-    return losses
+__all__ = ["TrainConfig", "TrainResult", "TrainState", "sample_images", "to_float", "to_uint8", "train"]
 
 
 @dataclass
@@ -216,7 +34,9 @@ class TrainResult:
     trainable_params: int
     losses: dict[str, float] = field(default_factory=dict)
     # The generator to sample from: the moving average of G's weights when the run keeps one, else G.
-    eval_generator: Generator | None = None
+    eval_generator: nn.Module | None = None
+    # The Adam settings G and D trained with (the run's, with the strategy's overrides).
+    optimizer: dict[str, float] = field(default_factory=dict)
 
 
 def _synchronize(device: torch.device) -> None:
@@ -247,106 +67,51 @@ def update_ema(g_ema: nn.Module, g: nn.Module, decay: float) -> None:
         average.copy_(current)
 
 
-def _adam(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer | None:
+def optimizer_settings(config: TrainConfig, strategy: Strategy) -> dict[str, float]:
+    """The Adam settings of a cell: the run's ``lr``/``beta1``/``beta2``, overridden by the strategy's."""
+    settings = {"lr": config.lr, "beta1": config.beta1, "beta2": config.beta2}
+    overrides = strategy.optimizer()
+    unknown = sorted(set(overrides) - set(settings))
+    if unknown:
+        raise ValueError(f"strategy '{strategy.label}': optimizer() returned unknown setting '{unknown[0]}' "
+                         f"(known: {', '.join(settings)})")
+    return {**settings, **{k: float(v) for k, v in overrides.items()}}
+
+
+def _adam(params: list[nn.Parameter], settings: dict[str, float], cuda_graph: bool) -> torch.optim.Optimizer | None:
     if not params:
         return None
-    if config.cuda_graph and params[0].device.type == "cuda":  # a captured step keeps Adam's step count on the device
-        return torch.optim.Adam(params, lr=config.lr, betas=(config.beta1, config.beta2), capturable=True)
+    options = {"lr": settings["lr"], "betas": (settings["beta1"], settings["beta2"])}
+    if cuda_graph and params[0].device.type == "cuda":  # a captured step keeps Adam's step count on the device
+        return torch.optim.Adam(params, **options, capturable=True)
     # On CUDA the fused kernel updates all parameters in one launch; elsewhere keep PyTorch's default.
-    fused = True if params[0].device.type == "cuda" else None
-    return torch.optim.Adam(params, lr=config.lr, betas=(config.beta1, config.beta2), fused=fused)
-
-
-class GraphedStep:
-    """A strategy's step captured once as a CUDA graph and then replayed (``--cuda-graph``).
-
-    The first ``WARMUP_STEPS`` steps run eagerly (on a side stream, as capture
-    requires); the last of them records which random draws a step makes. The
-    next step is captured, and every step from then on replays the same kernels
-    on the same memory, so the host launches one graph per step instead of a few
-    hundred kernels. Before each replay the step's random numbers are drawn from
-    the cell's generator into fixed buffers, in the order an eager step draws
-    them, so replayed steps see the same numbers as eager steps would.
-
-    What a replay cannot do is run Python: a step whose work depends on Python
-    state that changes between steps (the step number, say) is frozen as it was
-    when captured. With ``capture=False`` (tests on machines without CUDA) the
-    step runs eagerly on the pre-drawn buffers instead of being replayed.
-    """
-
-    WARMUP_STEPS = 3
-
-    def __init__(self, strategy: Strategy, state: TrainState, capture: bool = True) -> None:
-        self.strategy = strategy
-        self.state = state
-        self.device = state.images.device
-        self.capture = capture
-        self.side_stream = torch.cuda.Stream(self.device) if capture else None
-        self.eager_steps = 0
-        self.pre_drawn: PreDrawn | None = None
-        self.graph: torch.cuda.CUDAGraph | None = None
-        self.losses: dict[str, torch.Tensor] = {}
-
-    def __call__(self) -> dict[str, torch.Tensor]:
-        """Run one step: eagerly while warming up, else by replaying the graph (captured on first use)."""
-        if self.pre_drawn is None:
-            return self._warm_up_step()
-        self.pre_drawn.refill(self.state.rng)
-        if not self.capture:
-            return self._step_on_pre_drawn()
-        if self.graph is None:
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):  # records the kernels without running them
-                self.losses = self._step_on_pre_drawn()
-        self.graph.replay()
-        return self.losses
-
-    def _warm_up_step(self) -> dict[str, torch.Tensor]:
-        self.eager_steps += 1
-        recording = self.eager_steps == self.WARMUP_STEPS
-        if recording:
-            self.state.recorded_draws = []
-        if self.side_stream is None:
-            losses = self.strategy.step(self.state)
-        else:
-            self.side_stream.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(self.side_stream):
-                losses = self.strategy.step(self.state)
-            torch.cuda.current_stream(self.device).wait_stream(self.side_stream)
-        if recording:
-            self.pre_drawn = PreDrawn(self.state.recorded_draws, self.device)
-            self.state.recorded_draws = None
-        return losses
-
-    def _step_on_pre_drawn(self) -> dict[str, torch.Tensor]:
-        self.state.pre_drawn = self.pre_drawn
-        try:
-            losses = self.strategy.step(self.state)
-            self.pre_drawn.check_all_taken()
-        finally:
-            self.state.pre_drawn = None
-        return losses
+    return torch.optim.Adam(params, **options, fused=True if params[0].device.type == "cuda" else None)
 
 
 def train(
-    g: Generator,
-    d: Discriminator,
+    g: nn.Module,
+    d: nn.Module,
     strategy: Strategy,
     images: torch.Tensor,
     config: TrainConfig,
     seed: int,
-    evaluate: Callable[[int, float, Generator], None] | None = None,
+    evaluate: Callable[[int, float, nn.Module], None] | None = None,
     eval_every: int = 0,
     progress: str | None = None,
     quiet: bool = False,
+    augmentation: Augmentation | None = None,
+    source_weights: dict[str, dict[str, torch.Tensor]] | None = None,
 ) -> TrainResult:
     """Train ``g`` and ``d`` in place on ``images`` (uint8, on the training device).
 
     ``evaluate(step, train_seconds, generator)`` is called at step 0, every
     ``eval_every`` steps and after the last step, with the training seconds
-    spent so far and the generator to sample (with ``config.ema_beta``, a
-    moving average of G's weights, updated after every step; else ``g``); its
-    own time is counted as evaluation, not training. Losses are
+    spent so far and the generator to sample: noise -> images, through the
+    strategy's latent transform if it set one, then (with ``config.ema_beta``) a
+    moving average of G's weights updated after every step, else ``g``. Its
+    own time is counted as evaluation, not training. ``augmentation`` is
+    applied to every image D sees; ``source_weights`` (the source checkpoint's
+    ``{"g", "d"}`` state dicts) back ``state.g_source`` / ``state.d_source``. Losses are
     read back to the host only every ``config.check_every`` steps, where a
     non-finite loss or weight stops the run with status "diverged". With ``progress`` set,
     the phase's progress is shown under that name: a bar on a terminal, else
@@ -365,24 +130,30 @@ def train(
     if config.compile:
         g.compile()
         d.compile()
+    settings = optimizer_settings(config, strategy)
     state = TrainState(
         g=g,
         d=d,
-        g_opt=_adam([p for p in g.parameters() if p.requires_grad], config),
-        d_opt=_adam([p for p in d.parameters() if p.requires_grad], config),
+        g_opt=_adam([p for p in g.parameters() if p.requires_grad], settings, config.cuda_graph),
+        d_opt=_adam([p for p in d.parameters() if p.requires_grad], settings, config.cuda_graph),
         images=images,
         batch_size=config.batch_size,
         rng=torch.Generator(device=device).manual_seed(seed),
-        augment=config.augment,
+        augmentation=augmentation,
         real_symmetries=config.real_symmetries,
         r1_gamma=config.r1_gamma,
+        source_weights=source_weights,
     )
     strategy.prepare(state)
     eval_generator = g if g_ema is None else g_ema
+    if state.latent_transform is not None:
+        eval_generator = nn.Sequential(state.latent_transform, eval_generator)
 
     def train_modes() -> None:
         g.train()
         d.train()
+        if state.latent_transform is not None:
+            state.latent_transform.train()
         for module in frozen:
             module.eval()
 
@@ -403,9 +174,7 @@ def train(
     train_modes()
     status, losses = "ok", {}
     bar = Progress(config.steps, progress, quiet=quiet) if progress else None
-    run_step = GraphedStep(strategy, state, capture=device.type == "cuda") if config.cuda_graph else (
-        lambda: strategy.step(state)
-    )
+    run_step = step_function(strategy, state, config.cuda_graph)
     started = clock()
     for step in range(1, config.steps + 1):
         state.step = step
@@ -433,4 +202,4 @@ def train(
         p.numel() for optimizer in (state.g_opt, state.d_opt) if optimizer
         for group in optimizer.param_groups for p in group["params"]
     )
-    return TrainResult(status, state.step, train_seconds, eval_seconds, trainable, losses, eval_generator)
+    return TrainResult(status, state.step, train_seconds, eval_seconds, trainable, losses, eval_generator, settings)

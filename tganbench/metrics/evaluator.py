@@ -93,25 +93,24 @@ class Evaluator:
         progress.close()
         return torch.cat(out)
 
-    def score(self, images: torch.Tensor, kid: bool = True) -> dict[str, float]:
-        """FD (or FID) and KID mean/std of ``images`` (uint8, N x 3 x H x W) against the reference.
+    def fd(self, features: torch.Tensor) -> float:
+        """FD (or FID) between generated ``features`` (from :meth:`features`) and the reference."""
+        statistics = fid_features_to_statistics(features)
+        return fid_statistics_to_metric(self.reference_statistics, statistics, verbose=False)[KEY_METRIC_FID]
 
-        With ``kid=False`` the KID entries are NaN: KID over many subsets costs
-        more than sampling, features and FD together on a CPU.
-        """
-        features = self.features(images)
-        fd = fid_statistics_to_metric(self.reference_statistics, fid_features_to_statistics(features), verbose=False)
-        if not kid:
-            return {"fd": fd[KEY_METRIC_FID], "kid_mean": float("nan"), "kid_std": float("nan")}
-        kid_scores = kid_features_to_metric(
+    def kid(self, features: torch.Tensor) -> tuple[float, float]:
+        """KID mean and std over subsets between generated ``features`` and the reference."""
+        scores = kid_features_to_metric(
             features,
             self.reference_features,
             kid_subsets=self.kid_subsets,
             kid_subset_size=min(self.kid_subset_size, len(features), self.n_reference),
             verbose=False,
         )
-        return {
-            "fd": fd[KEY_METRIC_FID],
-            "kid_mean": kid_scores[KEY_METRIC_KID_MEAN],
-            "kid_std": kid_scores[KEY_METRIC_KID_STD],
-        }
+        return scores[KEY_METRIC_KID_MEAN], scores[KEY_METRIC_KID_STD]
+
+    def score(self, images: torch.Tensor, kid: bool = True) -> dict[str, float]:
+        """FD and KID mean/std of ``images`` (uint8, N x 3 x H x W) against the reference; KID NaN unless ``kid``."""
+        features = self.features(images)
+        kid_mean, kid_std = self.kid(features) if kid else (float("nan"), float("nan"))
+        return {"fd": self.fd(features), "kid_mean": kid_mean, "kid_std": kid_std}

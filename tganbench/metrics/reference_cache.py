@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from tganbench.fingerprints import code_version, state_fingerprint, tensor_fingerprint
+from tganbench.cache import load_or_build
+from tganbench.fingerprints import code_version, content_key, state_fingerprint, tensor_fingerprint
 from tganbench.metrics.extractors import ExtractorSpec
-from tganbench.store import atomic_write
 
 # The files whose code decides what cached reference features contain.
 _CODE_FILES = ("metrics/evaluator.py", "metrics/reference_cache.py")
@@ -33,7 +31,7 @@ def reference_key(reference: torch.Tensor, spec: ExtractorSpec, extractor: torch
         "torch_fidelity": fidelity,
         "code": code_version(*_CODE_FILES),
     }
-    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
+    return content_key(material)
 
 
 def cached_features(
@@ -45,22 +43,16 @@ def cached_features(
 ) -> tuple[torch.Tensor, bool]:
     """Return the features stored at ``path`` if they match ``key`` and ``rows``, else compute and store them.
 
-    Returns ``(features, reused)``. A file that cannot be read or does not match
-    (truncated, corrupt, another key) is reported in one line and rebuilt.
+    Returns ``(features, reused)``; a bad file is reported in one line and rebuilt (``tganbench.cache``).
     """
-    if path.exists():
-        try:
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-            features = saved["features"]
-            if saved["key"] != key or features.ndim != 2 or len(features) != rows:
-                raise ValueError("content does not match its key")
-            if tensor_fingerprint(features) != saved["checksum"]:
-                raise ValueError("checksum mismatch")
-            return features, True
-        except Exception as error:  # noqa: BLE001 - any unreadable cache file is rebuilt, never fatal
-            log(f"reference features: cache file {path} is unreadable or corrupt ({type(error).__name__}: "
-                f"{' '.join(str(error).split())[:100]}); recomputing")
-    features = compute()
-    saved = {"key": key, "features": features, "checksum": tensor_fingerprint(features)}
-    atomic_write(path, lambda temporary: torch.save(saved, temporary))
-    return features, False
+
+    def check(entry: dict) -> None:
+        features = entry["features"]
+        if features.ndim != 2 or len(features) != rows:
+            raise ValueError("content does not match its key")
+
+    entry, reused = load_or_build(
+        path, key, lambda: {"features": compute()}, lambda entry: tensor_fingerprint(entry["features"]), log,
+        "reference features", check,
+    )
+    return entry["features"], reused

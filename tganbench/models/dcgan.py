@@ -1,4 +1,4 @@
-"""DCGAN-style generator and discriminator with named stages.
+"""``dcgan``: the DCGAN-style generator and discriminator with named stages (the built-in architecture).
 
 Stages give "the lowest k stages" one meaning for every strategy:
 ``Generator.stages[0]`` is nearest z (coarsest, 4x4) and
@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from tganbench.hookspecs import hookimpl
+from tganbench.models.base import Architecture
 
 RESOLUTIONS = (16, 32, 64)
 D_NORMS = ("spectral", "none")
@@ -75,9 +78,28 @@ class Generator(nn.Module):
         self.stages = nn.Sequential(stages)
         self.apply(_init_weights)
 
+    @property
+    def z_dim(self) -> int:
+        """Length of a latent."""
+        return self.config.z_dim
+
+    @property
+    def resolution(self) -> int:
+        """Side of the generated images."""
+        return self.config.resolution
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Generate images from latents ``z``."""
         return self.stages(z[:, :, None, None])
+
+    def features(self, z: torch.Tensor) -> list[torch.Tensor]:
+        """Activations after every stage but the last (the RGB output), lowest first."""
+        out = []
+        x = z[:, :, None, None]
+        for stage in list(self.stages)[:-1]:
+            x = stage(x)
+            out.append(x)
+        return out
 
 
 class Discriminator(nn.Module):
@@ -113,6 +135,11 @@ class Discriminator(nn.Module):
         elif config.d_norm != "none":
             raise ValueError(f"unknown d_norm {config.d_norm!r}; known: {', '.join(D_NORMS)}")
 
+    @property
+    def resolution(self) -> int:
+        """Side of the images D scores."""
+        return self.config.resolution
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Score images: higher means "looks real"."""
         return self.stages(image)
@@ -133,3 +160,36 @@ def build_models(config: ModelConfig, seed: int, device: torch.device) -> tuple[
         torch.manual_seed(seed)
         g, d = Generator(config), Discriminator(config)
     return g.to(device), d.to(device)
+
+
+class DCGAN(Architecture):
+    """The DCGAN: ``width`` channels at the finest level, doubling toward 4x4; ``d_norm`` on D's convolutions."""
+
+    name = "dcgan"
+    description = "DCGAN with BatchNorm in G, upsample+conv stages; 16, 32 or 64 px (the default)"
+    parameters = {"width": 32, "d_norm": "spectral"}
+
+    def __init__(self, **overrides) -> None:
+        super().__init__(**overrides)
+        if self.params["width"] < 1:
+            raise ValueError(f"width must be a positive integer, got {self.params['width']}")
+        if self.params["d_norm"] not in D_NORMS:
+            raise ValueError(f"d_norm must be {' or '.join(D_NORMS)}, got '{self.params['d_norm']}'")
+
+    def model_config(self, resolution: int, z_dim: int) -> ModelConfig:
+        """These parameters as the DCGAN's own config."""
+        return ModelConfig(resolution=resolution, width=self.params["width"], z_dim=z_dim,
+                           d_norm=self.params["d_norm"])
+
+    def build(self, resolution: int, z_dim: int) -> tuple[Generator, Discriminator]:
+        """A DCGAN G and D; resolutions 16, 32 and 64."""
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution must be one of {', '.join(map(str, RESOLUTIONS))}, got {resolution}")
+        config = self.model_config(resolution, z_dim)
+        return Generator(config), Discriminator(config)
+
+
+@hookimpl
+def tganbench_register_architectures(register) -> None:
+    """Register ``dcgan``."""
+    register(DCGAN)

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from tganbench.hookspecs import hookimpl
-from tganbench.models import Discriminator, Generator
+from tganbench.models.base import has_batch_norm
+from tganbench.step import TrainState
 from tganbench.strategy import Strategy
-from tganbench.train import TrainState
 
 PERCEPTUAL_NETWORKS = ("d-source", "none")
 
@@ -41,16 +41,24 @@ class BatchStat(Strategy):
             raise ValueError(f"perceptual must be one of {', '.join(PERCEPTUAL_NETWORKS)}, got '{self.params['perceptual']}'")
         self.latents: torch.Tensor | None = None
 
-    def frozen(self, g: Generator, d: Discriminator) -> list[nn.Module]:
+    adversarial = False
+
+    def supports(self, architecture: str, g: nn.Module, d: nn.Module) -> str | None:
+        """Only generators with BatchNorm layers: their scale and shift are what adapts."""
+        return None if has_batch_norm(g) else f"needs BatchNorm layers in G, and {architecture}'s G has none"
+
+    def optimizer(self) -> dict[str, float]:
+        """The scale/shift learning rate (``lr``)."""
+        return {"lr": self.params["lr"]}
+
+    def frozen(self, g: nn.Module, d: nn.Module) -> list[nn.Module]:
         """All of D, and every G module with weights except the BatchNorm layers."""
         weighted = [m for m in g.modules() if list(m.parameters(recurse=False))]
-        return [d] + [m for m in weighted if not isinstance(m, nn.BatchNorm2d)]
+        return [d] + [m for m in weighted if not isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
     def prepare(self, state: TrainState) -> None:
-        """Set the scale/shift learning rate and add one zero-initialised latent per training image."""
-        for group in state.g_opt.param_groups:
-            group["lr"] = self.params["lr"]
-        shape = (len(state.images), state.g.config.z_dim)
+        """Add one zero-initialised latent per training image, with its own learning rate."""
+        shape = (len(state.images), state.g.z_dim)
         self.latents = torch.zeros(shape, device=state.images.device, requires_grad=True)
         state.g_opt.add_param_group({"params": [self.latents], "lr": self.params["latent_lr"]})
 

@@ -3,7 +3,6 @@
 from torch import nn
 
 from tganbench.hookspecs import hookimpl
-from tganbench.models import Discriminator, Generator
 from tganbench.strategy import Strategy, stages
 
 
@@ -14,7 +13,7 @@ class FreezeD(Strategy):
     description = "from source, the lowest `layers` D stages (nearest the image) frozen (FreezeD)"
     parameters = {"layers": 2}
 
-    def frozen(self, g: Generator, d: Discriminator) -> list[nn.Module]:
+    def frozen(self, g: nn.Module, d: nn.Module) -> list[nn.Module]:
         """The lowest ``layers`` stages of D."""
         return stages(d, self.params["layers"])
 

@@ -3,7 +3,6 @@
 from torch import nn
 
 from tganbench.hookspecs import hookimpl
-from tganbench.models import Discriminator, Generator
 from tganbench.strategy import Strategy, stages
 
 
@@ -14,7 +13,7 @@ class FreezeG(Strategy):
     description = "from source, the lowest `layers` G stages (nearest z) frozen (FreezeG-style)"
     parameters = {"layers": 1}
 
-    def frozen(self, g: Generator, d: Discriminator) -> list[nn.Module]:
+    def frozen(self, g: nn.Module, d: nn.Module) -> list[nn.Module]:
         """The lowest ``layers`` stages of G."""
         return stages(g, self.params["layers"])
 

@@ -1,6 +1,4 @@
-"""Augmentation of the discriminator's inputs: DiffAugment, and the symmetries of the real images.
-
-**DiffAugment** (Zhao et al., NeurIPS 2020).
+"""``diffaugment``: DiffAugment (Zhao et al., NeurIPS 2020), a built-in augmentation plugin.
 
 With a few hundred training images the discriminator memorises them within a
 few hundred steps and its gradients stop telling the generator anything useful.
@@ -8,7 +6,8 @@ DiffAugment applies the same random, differentiable transformations to every
 image the discriminator sees, real and generated, in the discriminator's step
 and in the generator's, so the discriminator cannot memorise and the generator
 is not taught to produce augmented images. tganbench implements the paper's
-three policies from their description:
+three policies from their description (``diffaugment[policy=color,translation,cutout]``, applied
+in the order given):
 
 - ``color``: brightness shift in [-0.5, 0.5], saturation factor in [0, 2],
   contrast factor in [0.5, 1.5], one draw per image each;
@@ -16,18 +15,6 @@ three policies from their description:
   whole pixels, filling with zeros;
 - ``cutout``: a zero square of half the image size at a random position
   (clipped at the border).
-
-**Symmetries of the real images** (``--real-symmetries``): a random mirror
-(``xflip``) and a random quarter turn (``rot90``) of each *real* image D sees,
-and nothing done to generated images: the data augmentation of StyleGAN's
-``--mirror``, extended to quarter turns. It shows D more distinct real images
-than there are shots, but it is honest only when the target distribution is
-itself invariant to the transformation, as the embedded pairs are (uniform
-rotation, position and gradient direction, square image); on faces or digits a
-quarter turn would teach G upside-down images. Applying the same symmetries to
-generated images too, DiffAugment-style, makes D blind to orientation: on the
-embedded pair G then drew every triangle pointing the same way (see
-docs/recipe.md).
 
 Every random number comes from the training state's draws, so a step with
 augmentation can still be captured as a CUDA graph.
@@ -40,56 +27,11 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from tganbench.errors import UsageError
+from tganbench.augmentation import Augmentation
+from tganbench.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from tganbench.train import TrainState
-
-POLICIES = ("color", "translation", "cutout")
-SYMMETRIES = ("xflip", "rot90")
-
-
-def _parse_names(text: str, known: tuple[str, ...], flag: str, kind: str, kinds: str, also: str) -> tuple[str, ...]:
-    """A comma-separated list of ``known`` names in the given order; ``""`` or ``"none"`` -> ()."""
-    if text.strip().lower() in ("", "none"):
-        return ()
-    names = tuple(part.strip() for part in text.split(","))
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise UsageError(f"{flag}: unknown {kind} '{unknown[0]}' ({kinds}: {', '.join(known)}, {also})")
-    return names
-
-
-def parse_policy(text: str) -> tuple[str, ...]:
-    """``"color,translation,cutout"`` -> the policies in that order; ``""`` or ``"none"`` -> no augmentation."""
-    return _parse_names(text, POLICIES, "--augment", "policy", "policies", "or none")
-
-
-def parse_symmetries(text: str) -> tuple[str, ...]:
-    """``"xflip,rot90"`` -> those symmetries; ``""`` or ``"none"`` -> none (``"auto"`` is resolved by the runner)."""
-    return _parse_names(text, SYMMETRIES, "--real-symmetries", "symmetry", "symmetries", "or none, or auto")
-
-
-def xflip(x: torch.Tensor, state: TrainState) -> torch.Tensor:
-    """Mirror each image left to right with probability 1/2."""
-    flip = state.rand(x.shape[0], 1, 1, 1) < 0.5
-    return torch.where(flip, x.flip(3), x)
-
-
-def rot90(x: torch.Tensor, state: TrainState) -> torch.Tensor:
-    """Turn each (square) image by 0, 90, 180 or 270 degrees, uniformly."""
-    turns = state.randint(4, x.shape[0], 1, 1, 1)
-    turned = x
-    for k in (1, 2, 3):
-        turned = torch.where(turns == k, torch.rot90(x, k, dims=(2, 3)), turned)
-    return turned
-
-
-def augment_reals(x: torch.Tensor, symmetries: tuple[str, ...], state: TrainState) -> torch.Tensor:
-    """Apply ``symmetries`` (from :func:`parse_symmetries`) to a batch of real images; identity when empty."""
-    for name in symmetries:
-        x = {"xflip": xflip, "rot90": rot90}[name](x, state)
-    return x
+    from tganbench.step import TrainState
 
 
 def color(x: torch.Tensor, state: TrainState) -> torch.Tensor:
@@ -135,8 +77,29 @@ def cutout(x: torch.Tensor, state: TrainState, ratio: float = 0.5) -> torch.Tens
 OPERATIONS = {"color": color, "translation": translation, "cutout": cutout}
 
 
-def diff_augment(x: torch.Tensor, policy: tuple[str, ...], state: TrainState) -> torch.Tensor:
-    """Apply ``policy`` (from :func:`parse_policy`) to a batch of images in [-1, 1]; identity when empty."""
-    for name in policy:
-        x = OPERATIONS[name](x, state)
-    return x
+class DiffAugment(Augmentation):
+    """The same random colour, translation and cutout on every image D sees, real and generated."""
+
+    name = "diffaugment"
+    description = "DiffAugment (Zhao et al., 2020): policy color,translation,cutout on every D input"
+    parameters = {"policy": "color,translation,cutout"}
+    POLICIES = tuple(OPERATIONS)
+
+    def __init__(self, **overrides) -> None:
+        super().__init__(**overrides)
+        self.policy = tuple(part.strip() for part in self.params["policy"].split(",") if part.strip())
+        unknown = [name for name in self.policy if name not in OPERATIONS]
+        if unknown or not self.policy:
+            raise ValueError(f"unknown policy '{unknown[0] if unknown else ''}' (policies: {', '.join(OPERATIONS)})")
+
+    def augment(self, images: torch.Tensor, state: TrainState) -> torch.Tensor:
+        """Apply the policy's operations in order."""
+        for name in self.policy:
+            images = OPERATIONS[name](images, state)
+        return images
+
+
+@hookimpl
+def tganbench_register_augmentations(register) -> None:
+    """Register ``diffaugment``."""
+    register(DiffAugment)

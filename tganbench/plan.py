@@ -1,0 +1,185 @@
+"""Planning a run: resolve every name, validate every input, lay out the cells, and check resumability.
+
+Everything a run needs is decided here, before the first step is trained, so a
+bad input costs seconds, never a finished cell.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tganbench.augmentation import Augmentation, cell_label, parse_augmentations
+from tganbench.config import RunConfig
+from tganbench.data.pairs import Pair, PairData, Shots, draw_shots
+from tganbench.environment import device_name, resolve_device
+from tganbench.errors import UsageError
+from tganbench.fingerprints import tensor_fingerprint
+from tganbench.models import Architecture, ModelSpec
+from tganbench.parameters import parse_component
+from tganbench.plugins import Registry
+from tganbench.shipped_sources import ShippedSource, find_shipped
+from tganbench.strategy import Strategy, parse_strategies
+
+# Settings of the architecture that have their own flags (--width, --d-norm) for the default architecture.
+ARCHITECTURE_SHORTHANDS = ("width", "d_norm")
+
+
+@dataclass(frozen=True)
+class Method:
+    """What one cell trains: a strategy, optionally with an augmentation of D's inputs."""
+
+    strategy: Strategy
+    augmentation: Augmentation | None = None
+
+    @property
+    def label(self) -> str:
+        """The cell's label everywhere: ``freeze-d`` or ``freeze-d+diffaugment[policy=color]``."""
+        return cell_label(self.strategy.label, self.augmentation)
+
+
+@dataclass
+class Plan:
+    """A validated run: everything is checked before the first step is trained."""
+
+    config: RunConfig
+    device: torch.device
+    data: PairData
+    methods: list[Method]
+    shots: dict[tuple[int, int], Shots]  # (shot count, seed) -> the training images
+    model: ModelSpec
+    extractor: Any
+    fingerprint: str
+    reference: torch.Tensor
+    reference_fingerprint: str
+    families: tuple[str, str] | None  # the pair's shape families, when samples can be recognised
+    shipped: ShippedSource | None  # the shipped source checkpoint the run starts from, if one fits
+    skipped: list[str] = field(default_factory=list)  # "label: reason" for combinations that do not apply
+
+    def cells(self) -> list[tuple[int, int, Method]]:
+        """Every (shots, seed, method) of the grid, in the order rows are written."""
+        return [(shots, seed, method) for shots in self.config.shots for seed in self.config.seeds
+                for method in self.methods]
+
+
+def resolve_pair(config: RunConfig, registry: Registry) -> Pair:
+    """The pair a run uses: two image folders (``--source``/``--target``) or a registered pair."""
+    if config.source_dir is not None:
+        from tganbench.data.folders import ImageFolderPair
+
+        return ImageFolderPair(config.source_dir, config.target_dir, config.held_out)
+    if config.pair not in registry.pairs:
+        raise UsageError(f"unknown pair '{config.pair}' (available: {', '.join(registry.pairs)})")
+    return registry.pairs[config.pair].obj
+
+
+def resolve_model(config: RunConfig, registry: Registry) -> ModelSpec:
+    """The run's architecture with its parameters; ``--width`` / ``--d-norm`` fill parameters of those names."""
+    available = {name: entry.obj for name, entry in registry.architectures.items()}
+    architecture: Architecture = parse_component(config.architecture, available, "architecture")
+    shorthands = {name: getattr(config, name) for name in ARCHITECTURE_SHORTHANDS
+                  if name in architecture.parameters and name not in architecture.overrides}
+    try:
+        architecture = type(architecture)(**{**shorthands, **architecture.overrides})
+        spec = ModelSpec(architecture, config.resolution, config.z_dim)
+        spec.build(0, torch.device("cpu"))
+    except ValueError as error:
+        raise UsageError(f"architecture '{architecture.name}': {error}") from None
+    return spec
+
+
+def resolve_methods(config: RunConfig, registry: Registry, model: ModelSpec) -> tuple[list[Method], list[str]]:
+    """Strategies crossed with augmentations; returns the methods to run and the skipped ones with reasons."""
+    strategies = parse_strategies(config.strategies, {name: e.obj for name, e in registry.strategies.items()})
+    augmentations = parse_augmentations(config.augment, {name: e.obj for name, e in registry.augmentations.items()})
+    g, d = model.build(0, torch.device("cpu"))
+    methods: list[Method] = []
+    skipped: list[str] = []
+    for strategy in strategies:
+        try:
+            strategy.frozen(g, d)
+        except ValueError as error:
+            raise UsageError(f"strategy '{strategy.label}': {error}") from None
+        reason = strategy.supports(model.architecture.name, g, d)
+        if reason:
+            skipped.append(f"{strategy.label}: {reason}")
+            continue
+        if not strategy.adversarial:
+            if any(augmentations):
+                labels = ", ".join(a.label for a in augmentations if a)
+                skipped.append(f"{strategy.label}+({labels}): it trains no discriminator, so augmentations of "
+                               "D's inputs do not apply; it runs once, without")
+            methods.append(Method(strategy))
+            continue
+        methods.extend(Method(strategy, augmentation) for augmentation in augmentations)
+    if not methods:
+        raise UsageError("nothing to run: " + "; ".join(skipped))
+    return methods, skipped
+
+
+def plan_run(config: RunConfig, registry: Registry, data_root: Path) -> Plan:
+    """Resolve names and validate every input; raises UsageError on the first problem."""
+    pair = resolve_pair(config, registry)
+    config = config.for_pair(getattr(pair, "symmetries", ()))
+    if config.feature_extractor not in registry.extractors:
+        raise UsageError(
+            f"unknown feature extractor '{config.feature_extractor}' (available: {', '.join(registry.extractors)})"
+        )
+    model = resolve_model(config, registry)
+    methods, skipped = resolve_methods(config, registry, model)
+    device = resolve_device(config.device, config.cuda_graph)
+    data = pair.load(config.resolution, data_root)
+    shots = {(k, seed): draw_shots(data, k, seed) for k in config.shots for seed in config.seeds}
+    extractor = registry.extractors[config.feature_extractor].obj
+    reference = data.reference[: config.n_reference]
+    shipped = find_shipped(tensor_fingerprint(data.source), model) if config.source_checkpoint == "shipped" else None
+    return Plan(
+        config, device, data, methods, shots, model, extractor, data.fingerprint(),
+        reference, tensor_fingerprint(reference), pair.families, shipped, skipped,
+    )
+
+
+def protocol(plan: Plan) -> dict[str, Any]:
+    """What must match for two runs' cells to belong in one results folder (the grid axes may differ).
+
+    Everything in the run config except the grid (strategies, augmentations,
+    seeds, shots), presentation and file locations, plus the pair's content, the
+    resolved architecture and the device.
+    """
+    ignored = {"strategies", "augment", "seeds", "shots", "profile", "plugins", "source_dir", "target_dir",
+               "data_root", "fd_target"}
+    settings = {k: v for k, v in plan.config.to_dict().items() if k not in ignored}
+    source = f"shipped {plan.shipped.checksum}" if plan.shipped else "pretrained in the run"
+    return {**settings, "model": plan.model.describe(), "pair_fingerprint": plan.fingerprint,
+            "source_weights": source, "device": device_name(plan.device)}
+
+
+def check_resumable(out_dir: Path, expected: dict[str, Any], force_new: bool) -> bool:
+    """Whether ``out_dir`` holds earlier results of this protocol (to resume); read-only.
+
+    Results of another protocol are a UsageError, unless ``force_new`` (then
+    False: the caller discards them once it holds the folder's lock).
+    """
+    manifest_path = out_dir / "manifest.json"
+    if not manifest_path.is_file():
+        return False
+    try:
+        previous = json.loads(manifest_path.read_text()).get("protocol")
+    except (OSError, ValueError, AttributeError):
+        previous = None
+    if previous == json.loads(json.dumps(expected, default=str)):
+        return True
+    if force_new:
+        return False
+    if previous is None:
+        raise UsageError(f"{out_dir} holds results this version cannot resume; use another --out or --force-new")
+    changed = [f"{k} {previous.get(k)!r} -> {v!r}" for k, v in expected.items() if previous.get(k) != v]
+    raise UsageError(
+        f"{out_dir} holds a run with a different protocol ({'; '.join(changed[:4])}); "
+        "use another --out, or --force-new to discard its results"
+    )
+
