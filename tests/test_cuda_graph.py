@@ -10,13 +10,13 @@ The capture itself needs a CUDA device; those tests are skipped elsewhere.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 import torch
 
 import tganbench.train as train_module
 from conftest import run_cli
+from tganbench.augmentations.diffaugment import DiffAugment
 from tganbench.data.shapes import render_shapes
 from tganbench.models import ModelConfig, build_models
 from tganbench.strategies.batchstat import BatchStat
@@ -27,17 +27,21 @@ MODEL = ModelConfig(resolution=32, width=8, z_dim=32)
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="capturing a CUDA graph needs a CUDA device")
 
 
-def _train(strategy: Strategy, cuda_graph: bool, device: str, steps: int = 10, **recipe):
+def _train(strategy: Strategy, cuda_graph: bool, device: str, steps: int = 10, augmentation=None, **recipe):
     g, d = build_models(MODEL, seed=0, device=torch.device(device))
+    source = {"g": {k: v.clone() for k, v in g.state_dict().items()},
+              "d": {k: v.clone() for k, v in d.state_dict().items()}}
     images = render_shapes("triangle", 100, 32, seed=3).to(device)
     config = TrainConfig(steps=steps, batch_size=16, cuda_graph=cuda_graph, check_every=steps, **recipe)
-    result = train(g, d, strategy, images, config, seed=5)
+    result = train(g, d, strategy, images, config, seed=5, augmentation=augmentation, source_weights=source)
     return result, g, d
 
 
 def _assert_same_training(device: str, strategy: type[Strategy], recipe: dict | None = None, **tolerance) -> None:
-    eager, g1, d1 = _train(strategy(), cuda_graph=False, device=device, **(recipe or {}))
-    graphed, g2, d2 = _train(strategy(), cuda_graph=True, device=device, **(recipe or {}))
+    recipe = dict(recipe or {})
+    augment = recipe.pop("augment", None)
+    eager, g1, d1 = _train(strategy(), False, device, augmentation=augment and augment(), **recipe)
+    graphed, g2, d2 = _train(strategy(), True, device, augmentation=augment and augment(), **recipe)
     assert eager.losses.keys() == graphed.losses.keys()
     for name in eager.losses:
         torch.testing.assert_close(graphed.losses[name], eager.losses[name], msg=name, **tolerance)
@@ -53,9 +57,32 @@ def test_steps_on_pre_drawn_random_numbers_equal_eager_steps_exactly(strategy):
 
 def test_augmented_steps_with_r1_on_pre_drawn_random_numbers_equal_eager_steps_exactly():
     """DiffAugment's and the real images' symmetries' draws and R1's double backward replay like the plain step."""
-    recipe = {"augment": ("color", "translation", "cutout"), "r1_gamma": 1.0, "ema_beta": 0.99,
-              "real_symmetries": ("xflip", "rot90")}
+    recipe = {"augment": DiffAugment, "r1_gamma": 1.0, "ema_beta": 0.99, "real_symmetries": ("xflip", "rot90")}
     _assert_same_training("cpu", Strategy, recipe, rtol=0, atol=0)
+
+
+class UsesEverySeam(Strategy):
+    """A D-loss term on differentiable reals, a latent transform, and a G term against the frozen source G."""
+
+    name = "uses-every-seam"
+    real_gradient = True
+
+    def prepare(self, state: TrainState) -> None:
+        state.latent_transform = torch.nn.Linear(state.g.z_dim, state.g.z_dim).to(state.images.device)
+        torch.nn.init.eye_(state.latent_transform.weight)  # deterministic, not from the global RNG
+        torch.nn.init.zeros_(state.latent_transform.bias)
+        state.g_opt.add_param_group({"params": list(state.latent_transform.parameters())})
+
+    def discriminator_loss(self, state, real, real_logits, fake, fake_logits):
+        (gradient,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+        return 0.5 * gradient.square().sum(dim=(1, 2, 3)).mean()
+
+    def generator_loss(self, state, fake, z):
+        return 0.1 * (fake - state.g_source(z)).abs().mean()
+
+
+def test_a_step_using_every_new_seam_on_pre_drawn_random_numbers_equals_eager_steps_exactly():
+    _assert_same_training("cpu", UsesEverySeam, {"augment": DiffAugment}, rtol=0, atol=0)
 
 
 class DrawsEveryOtherStep(Strategy):
@@ -86,7 +113,7 @@ def test_replayed_graph_matches_eager_steps_on_cuda(strategy, monkeypatch):
     cuDNN's deterministic kernels, chosen the same way in both.
     """
     choose_adam = train_module._adam
-    monkeypatch.setattr(train_module, "_adam", lambda params, config: choose_adam(params, replace(config, cuda_graph=True)))
+    monkeypatch.setattr(train_module, "_adam", lambda params, settings, cuda_graph: choose_adam(params, settings, True))
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
     _assert_same_training("cuda", strategy, rtol=1e-3, atol=1e-4)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tganbench.augment import (
-    augment_reals, color, cutout, diff_augment, parse_policy, parse_symmetries, rot90, translation, xflip,
-)
+from tganbench.augmentation import parse_augmentations
+from tganbench.augmentations.diffaugment import DiffAugment, color, cutout, translation
+from tganbench.augmentations.symmetries import augment_reals, parse_symmetries, rot90, xflip
 from tganbench.config import resolve_config
 from tganbench.data.embedded import ShapesPair
 from tganbench.data.shapes import render_shapes
@@ -66,10 +66,17 @@ def test_color_is_per_image_and_differentiable():
 
 
 def test_policy_parsing():
-    assert parse_policy("color,translation,cutout") == POLICY
-    assert parse_policy("none") == () == parse_policy("")
+    available = {"diffaugment": DiffAugment}
+    for text in ("color,translation,cutout", "diffaugment", "diffaugment[policy=color,translation,cutout]"):
+        (augmentation,) = parse_augmentations(text, available)
+        assert augmentation.policy == POLICY
+    assert parse_augmentations("none", available) == [None] == parse_augmentations("", available)
+    assert [a.label if a else None for a in parse_augmentations("none,diffaugment[policy=color]", available)] == [
+        None, "diffaugment[policy=color]"]
     with pytest.raises(UsageError, match="unknown policy 'colour'"):
-        parse_policy("colour")
+        parse_augmentations("diffaugment[policy=colour]", available)
+    with pytest.raises(UsageError, match="unknown augmentation 'colour'"):
+        parse_augmentations("colour", available)
 
 
 class SpyDiscriminator(torch.nn.Module):
@@ -90,12 +97,12 @@ def test_every_image_d_sees_is_augmented_in_both_steps():
     spy = SpyDiscriminator(d)
     images = render_shapes("triangle", 32, 32, seed=3)
     state = TrainState(g, spy, torch.optim.Adam(g.parameters()), torch.optim.Adam(d.parameters()), images, 8,
-                       torch.Generator().manual_seed(0), augment=("cutout",))
+                       torch.Generator().manual_seed(0), augmentation=DiffAugment(policy="cutout"))
     Strategy().step(state)
     assert len(spy.seen) == 3  # fake and real in D's step, fake in G's step
     for batch in spy.seen:  # every image has its half-size hole of exact zeros
         assert ((batch == 0).all(dim=1).flatten(1).sum(1) >= 8 * 8).all()
-    state.augment = ()
+    state.augmentation = None
     spy.seen.clear()
     Strategy().step(state)
     assert all(((batch == 0).all(dim=1).flatten(1).sum(1) < 16).all() for batch in spy.seen)
@@ -148,9 +155,10 @@ def test_symmetries_come_from_the_pair_unless_given():
         resolve_config().train_config(1)
 
 
-def _train(config: TrainConfig, strategy: Strategy | None = None):
+def _train(config: TrainConfig, strategy: Strategy | None = None, augmentation: DiffAugment | None = None):
     g, d = build_models(MODEL, seed=0, device=torch.device("cpu"))
-    result = train(g, d, strategy or Strategy(), render_shapes("triangle", 64, 32, seed=3), config, seed=1)
+    result = train(g, d, strategy or Strategy(), render_shapes("triangle", 64, 32, seed=3), config, seed=1,
+                   augmentation=augmentation)
     return result, g, d
 
 
@@ -198,9 +206,8 @@ def test_spectral_norm_bounds_every_d_convolution():
 
 
 def test_augmented_step_is_deterministic():
-    config = TrainConfig(steps=3, batch_size=8, augment=POLICY, r1_gamma=1.0, ema_beta=0.99)
-    first, g1, _ = _train(config)
-    second, g2, _ = _train(config)
+    config = TrainConfig(steps=3, batch_size=8, r1_gamma=1.0, ema_beta=0.99)
+    first, g1, _ = _train(config, augmentation=DiffAugment())
+    second, g2, _ = _train(config, augmentation=DiffAugment())
     for a, b in zip(first.eval_generator.state_dict().values(), second.eval_generator.state_dict().values()):
         assert torch.equal(a, b)
-    assert diff_augment(torch.ones(1), (), None).eq(1).all()
