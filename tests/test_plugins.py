@@ -218,3 +218,144 @@ def test_environment_chooses_which_entry_points_load(two_installed_plugins, monk
     registry = load_plugins()
     assert {name for name in registry.strategies if name.startswith("from-")} == expected
     assert "finetune" in registry.strategies  # built-ins always load
+
+
+def _plugin(folder, name, source):
+    path = folder / f"{name}.py"
+    path.write_text(textwrap.dedent(source))
+    return str(path)
+
+
+def test_a_tryfirst_implementation_is_called_first_and_wins_a_name_clash(tmp_path):
+    early = _plugin(tmp_path, "early_plugin", '''
+        from tganbench import Strategy, hookimpl
+
+        class Mine(Strategy):
+            name = "finetune"
+            description = "a replacement fine-tuning"
+
+        @hookimpl(tryfirst=True)
+        def tganbench_register_strategies(register):
+            register(Mine)
+        ''')
+    late = _plugin(tmp_path, "late_plugin", '''
+        from tganbench import Strategy, hookimpl
+
+        class Late(Strategy):
+            name = "late"
+            description = "called after the built-ins"
+
+        @hookimpl(trylast=True)
+        def tganbench_register_strategies(register):
+            register(Late)
+        ''')
+    registry = load_plugins([late, early])
+    assert list(registry.strategies) == ["finetune", "scratch", "freeze-d", "freeze-g", "batchstat", "late"]
+    assert registry.strategies["finetune"].plugin == early
+    assert registry.strategies["finetune"].obj.description == "a replacement fine-tuning"
+    assert any("already registered by '" + early in warning for warning in registry.warnings)
+
+
+WRAPPERS = {
+    "wrapper=True": """
+        @hookimpl(wrapper=True)
+        def tganbench_register_strategies(register):
+            register(Before)
+            result = yield
+            register(After)
+            return result
+        """,
+    "hookwrapper=True": """
+        @hookimpl(hookwrapper=True)
+        def tganbench_register_strategies(register):
+            register(Before)
+            yield
+            register(After)
+        """,
+}
+
+
+@pytest.mark.parametrize("style", WRAPPERS)
+def test_a_wrapper_implementation_registers_around_the_others(tmp_path, style):
+    wrapper = _plugin(tmp_path, "wrapper_plugin", '''
+        from tganbench import Strategy, hookimpl
+
+        class Before(Strategy):
+            name = "before-the-others"
+            description = "registered before the yield"
+
+        class After(Strategy):
+            name = "after-the-others"
+            description = "registered after the yield"
+        ''' + WRAPPERS[style])
+    registry = load_plugins([wrapper])
+    assert list(registry.strategies) == [
+        "before-the-others", "scratch", "finetune", "freeze-d", "freeze-g", "batchstat", "after-the-others"
+    ]
+    assert registry.strategies["after-the-others"].plugin == wrapper
+
+
+def test_a_crash_in_a_registration_hook_names_its_plugin_and_costs_the_others_nothing(tmp_path):
+    crashing = _plugin(tmp_path, "crashing_plugin", '''
+        from tganbench import Strategy, hookimpl
+
+        class Half(Strategy):
+            name = "half-registered"
+            description = "registered just before the crash"
+
+        def helper(register):
+            register(Half)
+            raise RuntimeError("the plugin broke")
+
+        @hookimpl(tryfirst=True)
+        def tganbench_register_strategies(register):
+            helper(register)
+        ''')
+    fine = _plugin(tmp_path, "fine_plugin", '''
+        from tganbench import Strategy, hookimpl
+
+        class Fine(Strategy):
+            name = "fine"
+            description = "registered after the crash"
+
+        @hookimpl
+        def tganbench_register_strategies(register):
+            register(Fine)
+        ''')
+    registry = load_plugins([crashing, fine])
+    assert f"plugin '{crashing}' failed in tganbench_register_strategies: RuntimeError: the plugin broke" \
+        in registry.warnings
+    assert "half-registered" not in registry.strategies
+    assert registry.strategies["fine"].plugin == fine
+    assert list(registry.strategies)[:5] == ["scratch", "finetune", "freeze-d", "freeze-g", "batchstat"]
+
+
+NEW_KINDS_PLUGIN = '''
+from types import SimpleNamespace
+
+from tganbench import hookimpl
+
+
+@hookimpl
+def tganbench_register_architectures(register):
+    register(SimpleNamespace(name="tiny-two-stage", description="a stand-in architecture"))
+
+
+@hookimpl
+def tganbench_register_metrics(register):
+    register(SimpleNamespace(name="mean-brightness", description="a stand-in metric"))
+
+
+@hookimpl
+def tganbench_register_augmentations(register):
+    register(SimpleNamespace(name="flip", description="a stand-in augmentation"))
+'''
+
+
+@pytest.mark.parametrize(
+    "field, name", [("architectures", "tiny-two-stage"), ("metrics", "mean-brightness"), ("augmentations", "flip")]
+)
+def test_a_plugin_registers_architectures_metrics_and_augmentations(tmp_path, field, name):
+    plugin = _plugin(tmp_path, "new_kinds_plugin", NEW_KINDS_PLUGIN)
+    entry = getattr(load_plugins([plugin]), field)[name]
+    assert entry.plugin == plugin and entry.obj.description.startswith("a stand-in")

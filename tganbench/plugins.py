@@ -9,8 +9,8 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
-from typing import Any, Sequence
+from types import CodeType, FrameType, ModuleType
+from typing import Any, Iterator, Sequence
 
 import pluggy
 
@@ -34,7 +34,7 @@ DEFAULT_PLUGINS = (
 
 @dataclass
 class Registered:
-    """A registered object (strategy class, pair, extractor spec) and the plugin that registered it."""
+    """A registered object (strategy class, pair, extractor spec, architecture, metric, augmentation) and its plugin."""
 
     obj: Any
     plugin: str
@@ -48,6 +48,9 @@ class Registry:
     strategies: dict[str, Registered] = field(default_factory=dict)
     pairs: dict[str, Registered] = field(default_factory=dict)
     extractors: dict[str, Registered] = field(default_factory=dict)
+    architectures: dict[str, Registered] = field(default_factory=dict)
+    metrics: dict[str, Registered] = field(default_factory=dict)
+    augmentations: dict[str, Registered] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -84,30 +87,86 @@ def _entry_points() -> list[importlib.metadata.EntryPoint]:
     return [ep for ep in found if (only is None or ep.name in only) and ep.name not in skip]
 
 
-def _collect(registry: Registry, hook_name: str, kind: str, into: dict[str, Registered]) -> None:
-    """Call one registration hook plugin by plugin, so a clash or a crash names its plugin."""
-    manager = registry.manager
-    for impl in getattr(manager.hook, hook_name).get_hookimpls():
-        plugin_name = manager.get_name(impl.plugin)
+def _implementers(caller: pluggy.HookCaller) -> dict[CodeType, str]:
+    """The code object of each implementation of a hook, mapped to the name of the plugin it belongs to."""
+    return {impl.function.__code__: impl.plugin_name for impl in caller.get_hookimpls()
+            if hasattr(impl.function, "__code__")}
 
-        def register(obj: Any, _plugin: str = plugin_name) -> None:
+
+def _plugin_in(frames: Iterator[FrameType], implementers: dict[CodeType, str]) -> str | None:
+    """The plugin of the first frame in ``frames`` that runs one of the hook's implementations."""
+    return next((implementers[frame.f_code] for frame in frames if frame.f_code in implementers), None)
+
+
+def _stack(frame: FrameType | None) -> Iterator[FrameType]:
+    """``frame`` and its callers, innermost first."""
+    while frame is not None:
+        yield frame
+        frame = frame.f_back
+
+
+def _traceback_frames(error: BaseException) -> Iterator[FrameType]:
+    """The frames an exception passed through, innermost (where it was raised) first."""
+    frames, tb = [], error.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    return reversed(frames)
+
+
+def _collect(registry: Registry, hook_name: str, kind: str, into: dict[str, Registered]) -> None:
+    """Call one registration hook through pluggy and file what each plugin registers under its name.
+
+    The hook is called through pluggy, once, so pluggy's order (``tryfirst``,
+    ``trylast``, last registered first) and wrappers (``wrapper=True``,
+    ``hookwrapper=True``) hold; the first registration of a name is kept.
+    ``register`` learns which plugin calls it from the call stack: the nearest
+    frame running one of the hook's implementations (so a plugin may register
+    from a helper function it calls). A crash is blamed the same way, from the
+    frames of its traceback. Because pluggy stops a hook call at the first
+    exception, the hook is then called again without the plugin that raised,
+    and what the failed call registered is discarded: one broken plugin costs
+    the others nothing, and a registration hook should do nothing but register.
+    """
+    caller = getattr(registry.manager.hook, hook_name)
+    implementers = _implementers(caller)
+    broken: list[object] = []
+    while True:
+        found: dict[str, Registered] = {}
+        clashes: list[str] = []
+
+        def register(obj: Any) -> None:
+            plugin = _plugin_in(_stack(sys._getframe(1)), implementers) or "an unknown plugin"
             name = obj.name
-            if name in into:
-                registry.warnings.append(
-                    f"plugin '{_plugin}' registers {kind} '{name}', already registered by "
-                    f"'{into[name].plugin}'; keeping the first"
-                )
-                return
-            into[name] = Registered(obj, _plugin)
+            if name in into or name in found:
+                first = (into.get(name) or found[name]).plugin
+                clashes.append(f"plugin '{plugin}' registers {kind} '{name}', already registered by '{first}'; "
+                               "keeping the first")
+            else:
+                found[name] = Registered(obj, plugin)
 
         try:
-            impl.function(register=register)
+            registry.manager.subset_hook_caller(hook_name, broken)(register=register)
         except Exception as error:  # a broken plugin must not take the others down
-            registry.warnings.append(f"plugin '{plugin_name}' failed in {hook_name}: {type(error).__name__}: {error}")
+            plugin = _plugin_in(_traceback_frames(error), implementers)
+            registry.warnings.append(
+                f"plugin '{plugin or 'unknown'}' failed in {hook_name}: {type(error).__name__}: {error}"
+            )
+            if plugin is not None:
+                broken.append(registry.manager.get_plugin(plugin))
+                continue
+            return  # not attributable to one implementation (a bug in a wrapper's plumbing): register nothing
+        registry.warnings.extend(clashes)
+        into.update(found)
+        return
 
 
 def load_plugins(extra: Sequence[str] = ()) -> Registry:
-    """Load built-ins, then ``tganbench`` entry points, then the ``extra`` modules or files.
+    """Load built-ins, then ``tganbench`` entry points, then the ``extra`` modules or files, in that order.
+
+    Hooks are called in that order too, unless an implementation says
+    ``tryfirst`` or ``trylast``; where two plugins register one name, the first
+    called keeps it.
 
     A plugin that fails to import is reported in ``Registry.warnings`` and skipped.
     A hook implementation that matches no hook specification (a misspelled hook)
@@ -117,22 +176,34 @@ def load_plugins(extra: Sequence[str] = ()) -> Registry:
     manager.add_hookspecs(hookspecs)
     registry = Registry(manager=manager)
 
-    for module_name in DEFAULT_PLUGINS:
-        manager.register(importlib.import_module(module_name), name=module_name)
-
+    loaded: dict[str, object] = {name: importlib.import_module(name) for name in DEFAULT_PLUGINS}
     for entry_point in _entry_points():
-        if manager.has_plugin(entry_point.name):
+        if entry_point.name in loaded:
             continue
         try:
-            manager.register(entry_point.load(), name=entry_point.name)
+            loaded[entry_point.name] = entry_point.load()
         except Exception as error:
             registry.warnings.append(f"plugin '{entry_point.name}' failed to load: {type(error).__name__}: {error}")
-
     for spec in extra:
+        if spec in loaded:
+            continue
         try:
-            manager.register(_import_plugin(spec), name=spec)
+            module = _import_plugin(spec)
         except Exception as error:
             registry.warnings.append(f"plugin '{spec}' failed to load: {type(error).__name__}: {error}")
+            continue
+        if all(module is not other for other in loaded.values()):  # not already loaded as an entry point
+            loaded[spec] = module
+
+    # pluggy calls the last registered plugin first, so registering in reverse makes every hook run in
+    # load order (built-ins, entry points, --plugin); tryfirst and trylast move an implementation from there.
+    for name, plugin in reversed(loaded.items()):
+        try:
+            manager.register(plugin, name=name)
+        except pluggy.PluginValidationError as error:
+            if name in extra or name in DEFAULT_PLUGINS:
+                raise UsageError(f"plugin '{name}' is invalid: {error}") from None
+            registry.warnings.append(f"plugin '{name}' failed to load: {type(error).__name__}: {error}")
 
     try:
         manager.check_pending()
@@ -142,4 +213,7 @@ def load_plugins(extra: Sequence[str] = ()) -> Registry:
     _collect(registry, "tganbench_register_strategies", "strategy", registry.strategies)
     _collect(registry, "tganbench_register_pairs", "pair", registry.pairs)
     _collect(registry, "tganbench_register_feature_extractors", "feature extractor", registry.extractors)
+    _collect(registry, "tganbench_register_architectures", "architecture", registry.architectures)
+    _collect(registry, "tganbench_register_metrics", "metric", registry.metrics)
+    _collect(registry, "tganbench_register_augmentations", "augmentation", registry.augmentations)
     return registry
