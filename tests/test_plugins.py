@@ -359,3 +359,38 @@ def test_a_plugin_registers_architectures_metrics_and_augmentations(tmp_path, fi
     plugin = _plugin(tmp_path, "new_kinds_plugin", NEW_KINDS_PLUGIN)
     entry = getattr(load_plugins([plugin]), field)[name]
     assert entry.plugin == plugin and entry.obj.description.startswith("a stand-in")
+
+
+RAISING_OBSERVERS = '''
+from tganbench import hookimpl
+
+
+@hookimpl
+def tganbench_evaluated(row):
+    raise RuntimeError("dashboard is down")
+
+
+@hookimpl
+def tganbench_cell_finished(row):
+    raise RuntimeError("logger is down")
+
+
+@hookimpl
+def tganbench_run_finished(out_dir, cells):
+    raise RuntimeError("uploader is down")
+'''
+
+
+def test_an_observer_that_raises_is_a_warning_and_the_run_goes_on(tmp_path):
+    plugin = _plugin(tmp_path, "raising_observers", RAISING_OBSERVERS)
+    out = tmp_path / "run"
+    result = run_cli("run", "--plugin", plugin, "--strategies", "finetune", "--profile", "smoke", "--out", str(out))
+    assert result.code == 0, result.stderr
+    assert pd.read_csv(out / "cells.csv").loc[0, "status"] == "ok"
+    errors = (out / "errors.log").read_text()
+    for hook, message, calls in [("tganbench_evaluated", "dashboard is down", 3),  # steps 0, 10 and 20
+                                 ("tganbench_cell_finished", "logger is down", 1),
+                                 ("tganbench_run_finished", "uploader is down", 1)]:
+        warning = f"plugin '{plugin}': {hook} hook raised RuntimeError: {message}"
+        assert result.stderr.splitlines().count(f"tganbench: warning: {warning} (see errors.log)") == calls
+        assert errors.count(warning) == calls

@@ -4,7 +4,8 @@ A plugin is a module (or object) with functions named like the hooks below and
 decorated with ``@tganbench.hookimpl``. Registration hooks receive a ``register``
 callback so that the core keeps control of names and clashes; they are called
 once while plugins load and should do nothing but call ``register``. Observer
-hooks are told about a run as it goes and cannot change it.
+hooks are told about a run as it goes and cannot change it; one that raises is
+reported as a warning and the run goes on (``tganbench.plugins.notify``).
 
 Hooks are called through pluggy, so ``@hookimpl(tryfirst=True)``,
 ``trylast=True`` and ``wrapper=True`` mean what pluggy's documentation says.

@@ -7,10 +7,11 @@ import importlib.metadata
 import importlib.util
 import os
 import sys
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import CodeType, FrameType, ModuleType
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import pluggy
 
@@ -159,6 +160,25 @@ def _collect(registry: Registry, hook_name: str, kind: str, into: dict[str, Regi
         registry.warnings.extend(clashes)
         into.update(found)
         return
+
+
+def notify(caller: pluggy.HookCaller, report: Callable[[str, str], None], **kwargs: Any) -> None:
+    """Call an observer hook through pluggy; the one policy for observers that raise.
+
+    Observers (``tganbench_evaluated``, ``tganbench_cell_finished``,
+    ``tganbench_run_finished``) watch a run and never change it, so an observer
+    that raises is reported and the run goes on: ``report(warning, details)``
+    receives a one-line warning naming the plugin and the hook, and the
+    traceback (for ``errors.log``). As with any pluggy hook, the exception ends
+    that one call, so observers pluggy would have called after the raising one
+    miss that one event; they hear of the next.
+    """
+    try:
+        caller(**kwargs)
+    except Exception as error:  # noqa: BLE001 - a broken logger plugin must not stop the benchmark
+        plugin = _plugin_in(_traceback_frames(error), _implementers(caller))
+        report(f"plugin '{plugin or 'unknown'}': {caller.name} hook raised {type(error).__name__}: {error}",
+               traceback.format_exc())
 
 
 def load_plugins(extra: Sequence[str] = ()) -> Registry:

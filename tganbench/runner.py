@@ -24,7 +24,7 @@ from tganbench.fingerprints import tensor_fingerprint
 from tganbench.metrics.evaluator import Evaluator
 from tganbench.metrics.recognition import recognition_scores
 from tganbench.models import ModelConfig, build_models
-from tganbench.plugins import Registry
+from tganbench.plugins import Registry, notify
 from tganbench.render import write_report
 from tganbench.shipped_sources import ShippedSource, find_shipped
 from tganbench.source import SourceCheckpoint, shipped_checkpoint, source_checkpoint
@@ -429,7 +429,7 @@ def _run_cells(
             try:
                 cell, evals, samples = run_cell(
                     plan, strategy.fresh_copy(), shots, seed, source, evaluator,
-                    on_evaluated=lambda row: hook.tganbench_evaluated(row=row), quiet=quiet,
+                    on_evaluated=lambda row: _notify(store, log, hook.tganbench_evaluated, row=row), quiet=quiet,
                 )
                 cell["samples"] = store.write_grid(samples_grid(shots, seed, strategy.label), samples)
             except Exception as error:  # noqa: BLE001 - one failing cell must not cost the others
@@ -439,7 +439,7 @@ def _run_cells(
                 if plan.device.type == "cuda":
                     torch.cuda.empty_cache()
             store.add_cell(cell, evals)
-            _notify(store, log, "tganbench_cell_finished", lambda: hook.tganbench_cell_finished(row=cell))
+            _notify(store, log, hook.tganbench_cell_finished, row=cell)
             log(_cell_line(cell, len(store.cells), total))
     except KeyboardInterrupt:
         manifest["interrupted"] = datetime.now(timezone.utc).isoformat()
@@ -452,8 +452,7 @@ def _run_cells(
     manifest["finished"] = datetime.now(timezone.utc).isoformat()
     store.write_manifest(manifest)
     write_report(store.out_dir)
-    _notify(store, log, "tganbench_run_finished",
-            lambda: hook.tganbench_run_finished(out_dir=str(store.out_dir), cells=store.cells))
+    _notify(store, log, hook.tganbench_run_finished, out_dir=str(store.out_dir), cells=store.cells)
     return cells, evals
 
 
@@ -482,13 +481,14 @@ def _source_recognition(plan: Plan, source: SourceCheckpoint) -> dict[str, float
     return {"recognised_as_source": scores["recognised_source"], "recognised_as_target": scores["recognised"]}
 
 
-def _notify(store: ResultsStore, log: Callable[[str], None], name: str, call: Callable[[], Any]) -> None:
-    """Call an observer hook; a plugin that raises is reported and logged, and the run goes on."""
-    try:
-        call()
-    except Exception as error:  # noqa: BLE001 - a broken logger plugin must not stop the benchmark
-        store.log_error(f"[{datetime.now(timezone.utc).isoformat()}] hook {name} raised:\n{traceback.format_exc()}")
-        log(f"tganbench: warning: a plugin's {name} hook raised {type(error).__name__}: {error} (see errors.log)")
+def _notify(store: ResultsStore, log: Callable[[str], None], hook: Any, **kwargs: Any) -> None:
+    """Call an observer hook (``notify``'s policy): one that raises is a warning and a traceback in errors.log."""
+
+    def report(warning: str, details: str) -> None:
+        store.log_error(f"[{datetime.now(timezone.utc).isoformat()}] {warning}:\n{details}")
+        log(f"tganbench: warning: {warning} (see errors.log)")
+
+    notify(hook, report, **kwargs)
 
 
 def _cell_line(cell: dict[str, Any], done: int, total: int) -> str:
