@@ -105,12 +105,49 @@ def test_entry_point_plugins_are_discovered(plugin_file, monkeypatch):
     assert registry.strategies["freeze-most-of-d"].plugin == "my-plugin"
 
 
-def test_a_plugin_that_fails_to_import_is_reported_and_the_rest_runs(tmp_path, monkeypatch):
-    broken = tmp_path / "broken_plugin.py"
-    broken.write_text("import a_module_that_does_not_exist\n")
-    result = run_cli("list", "--plugin", str(broken))
+BROKEN_PLUGINS = {
+    "missing file": None,
+    "missing module": "a_module_that_does_not_exist",
+    "syntax error": "def register(:\n    pass\n",
+    "failing import": "import a_module_that_does_not_exist\n",
+    "raising on import": "raise RuntimeError('this plugin is broken')\n",
+}
+
+
+@pytest.mark.parametrize("broken", BROKEN_PLUGINS)
+@pytest.mark.parametrize("command", [["list"], ["check-plugin", "finetune"], ["run", "--profile", "smoke"], ["config"]])
+def test_a_named_plugin_that_cannot_be_loaded_is_an_error_before_anything_runs(tmp_path, broken, command):
+    source = BROKEN_PLUGINS[broken]
+    if broken == "missing module":
+        spec = source
+    else:
+        spec = str(tmp_path / "broken_plugin.py")
+        if source is not None:
+            (tmp_path / "broken_plugin.py").write_text(source)
+    out = tmp_path / "run"
+    if command == ["config"]:
+        (tmp_path / "run.toml").write_text(f'plugin = ["{spec}"]\nprofile = "smoke"\nout = "{out}"\n')
+        result = run_cli("run", "--config", str(tmp_path / "run.toml"))
+    else:
+        result = run_cli(*command, "--plugin", spec, *(["--out", str(out)] if command[0] == "run" else []))
+    assert result.code == 2
+    assert result.stderr.startswith(f"tganbench: error: plugin '{spec}' ") or \
+        result.stderr.startswith(f"tganbench: error: plugin file {spec} does not exist")
+    assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
+    assert not out.exists()
+
+
+def test_a_broken_installed_plugin_is_reported_and_the_rest_runs(tmp_path, monkeypatch):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "plugin_broken.py").write_text("import a_module_that_does_not_exist\n")
+    install_fake_distribution(tmp_path / "site", "broken_dist", {"broken": "plugin_broken"})
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.delenv("TGANBENCH_LOAD_PLUGINS")
+    monkeypatch.setenv("TGANBENCH_DISABLE_PLUGINS", "l2sp")  # only the broken one, whatever else is installed
+    result = run_cli("list")
     assert result.code == 0
-    assert "plugin '" + str(broken) + "' failed to load: ModuleNotFoundError" in result.stderr
+    assert "tganbench: warning: plugin 'broken' failed to load: ModuleNotFoundError" in result.stderr
     assert "freeze-d" in result.stdout
 
 
@@ -171,16 +208,6 @@ def test_a_plugin_can_add_a_pair_and_a_feature_extractor(tmp_path):
     assert result.code == 0, result.stderr
     cells = pd.read_csv(out / "cells.csv")
     assert cells.loc[0, "pair"] == "tiny-rings" and cells.loc[0, "extractor"] == "shapes-again"
-
-
-def test_a_broken_plugin_does_not_stop_the_built_ins_from_running(tmp_path):
-    broken = tmp_path / "broken_plugin.py"
-    broken.write_text("raise RuntimeError('this plugin is broken')\n")
-    out = tmp_path / "run"
-    result = run_cli("run", "--plugin", str(broken), "--strategies", "finetune", "--profile", "smoke", "--out", str(out))
-    assert result.code == 0, result.stderr
-    assert "failed to load: RuntimeError: this plugin is broken" in result.stderr
-    assert (out / "cells.csv").is_file()
 
 
 @pytest.fixture

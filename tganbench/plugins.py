@@ -60,11 +60,15 @@ def _import_plugin(spec: str) -> ModuleType:
     if spec.endswith(".py"):
         path = Path(spec)
         if not path.is_file():
-            raise ImportError(f"no such file: {spec}")
+            raise UsageError(f"plugin file {spec} does not exist")
         module_spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[path.stem] = module
-        module_spec.loader.exec_module(module)
+        try:
+            module_spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(path.stem, None)
+            raise
         return module
     return importlib.import_module(spec)
 
@@ -188,9 +192,13 @@ def load_plugins(extra: Sequence[str] = ()) -> Registry:
     ``tryfirst`` or ``trylast``; where two plugins register one name, the first
     called keeps it.
 
-    A plugin that fails to import is reported in ``Registry.warnings`` and skipped.
-    A hook implementation that matches no hook specification (a misspelled hook)
-    is a ``UsageError``.
+    An installed entry-point plugin that fails to import is reported in
+    ``Registry.warnings`` and skipped: the user did not name it, and the rest
+    still runs. An ``extra`` plugin (``--plugin``, or ``plugin = [...]`` in a
+    config file) is one the user asked for by name, so one that is missing or
+    fails to import is a ``UsageError``, before anything runs. A hook
+    implementation that matches no hook specification (a misspelled hook) is a
+    ``UsageError`` too.
     """
     manager = pluggy.PluginManager("tganbench")
     manager.add_hookspecs(hookspecs)
@@ -209,9 +217,10 @@ def load_plugins(extra: Sequence[str] = ()) -> Registry:
             continue
         try:
             module = _import_plugin(spec)
-        except Exception as error:
-            registry.warnings.append(f"plugin '{spec}' failed to load: {type(error).__name__}: {error}")
-            continue
+        except UsageError:
+            raise
+        except (Exception, SystemExit) as error:  # SystemExit: a plugin script that calls sys.exit on import
+            raise UsageError(f"plugin '{spec}' cannot be loaded: {type(error).__name__}: {error}") from None
         if all(module is not other for other in loaded.values()):  # not already loaded as an entry point
             loaded[spec] = module
 
