@@ -253,29 +253,26 @@ def _plugin(folder, name, source):
     return str(path)
 
 
+def _one_strategy_plugin(folder, module, strategy, description, marker="@hookimpl"):
+    """A plugin file registering one strategy, its hook decorated with ``marker``; returns its path."""
+    return _plugin(folder, module, f'''
+        from tganbench import Strategy, hookimpl
+
+        class One(Strategy):
+            name = "{strategy}"
+            description = "{description}"
+
+        {marker}
+        def tganbench_register_strategies(register):
+            register(One)
+        ''')
+
+
 def test_a_tryfirst_implementation_is_called_first_and_wins_a_name_clash(tmp_path):
-    early = _plugin(tmp_path, "early_plugin", '''
-        from tganbench import Strategy, hookimpl
-
-        class Mine(Strategy):
-            name = "finetune"
-            description = "a replacement fine-tuning"
-
-        @hookimpl(tryfirst=True)
-        def tganbench_register_strategies(register):
-            register(Mine)
-        ''')
-    late = _plugin(tmp_path, "late_plugin", '''
-        from tganbench import Strategy, hookimpl
-
-        class Late(Strategy):
-            name = "late"
-            description = "called after the built-ins"
-
-        @hookimpl(trylast=True)
-        def tganbench_register_strategies(register):
-            register(Late)
-        ''')
+    early = _one_strategy_plugin(tmp_path, "early_plugin", "finetune", "a replacement fine-tuning",
+                                 "@hookimpl(tryfirst=True)")
+    late = _one_strategy_plugin(tmp_path, "late_plugin", "late", "called after the built-ins",
+                                "@hookimpl(trylast=True)")
     registry = load_plugins([late, early])
     assert list(registry.strategies) == ["finetune", "scratch", "freeze-d", "freeze-g", "batchstat", "late"]
     assert registry.strategies["finetune"].plugin == early
@@ -338,17 +335,7 @@ def test_a_crash_in_a_registration_hook_names_its_plugin_and_costs_the_others_no
         def tganbench_register_strategies(register):
             helper(register)
         ''')
-    fine = _plugin(tmp_path, "fine_plugin", '''
-        from tganbench import Strategy, hookimpl
-
-        class Fine(Strategy):
-            name = "fine"
-            description = "registered after the crash"
-
-        @hookimpl
-        def tganbench_register_strategies(register):
-            register(Fine)
-        ''')
+    fine = _one_strategy_plugin(tmp_path, "fine_plugin", "fine", "registered after the crash")
     registry = load_plugins([crashing, fine])
     assert f"plugin '{crashing}' failed in tganbench_register_strategies: RuntimeError: the plugin broke" \
         in registry.warnings
