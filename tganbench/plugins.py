@@ -122,8 +122,8 @@ def _traceback_frames(error: BaseException) -> Iterator[FrameType]:
 def _collect(registry: Registry, hook_name: str, kind: str, into: dict[str, Registered]) -> None:
     """Call one registration hook through pluggy and file what each plugin registers under its name.
 
-    The hook is called through pluggy, once, so pluggy's order (``tryfirst``,
-    ``trylast``, last registered first) and wrappers (``wrapper=True``,
+    The hook is called through pluggy, once, so its order (load order, which
+    ``tryfirst`` and ``trylast`` change) and its wrappers (``wrapper=True``,
     ``hookwrapper=True``) hold; the first registration of a name is kept.
     ``register`` learns which plugin calls it from the call stack: the nearest
     frame running one of the hook's implementations (so a plugin may register
@@ -141,7 +141,7 @@ def _collect(registry: Registry, hook_name: str, kind: str, into: dict[str, Regi
         clashes: list[str] = []
 
         def register(obj: Any) -> None:
-            plugin = _plugin_in(_stack(sys._getframe(1)), implementers) or "an unknown plugin"
+            plugin = _plugin_in(_stack(sys._getframe(1)), implementers) or "unknown"
             name = obj.name
             if name in into or name in found:
                 first = (into.get(name) or found[name]).plugin
