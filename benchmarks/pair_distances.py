@@ -4,9 +4,9 @@ Run: ``python benchmarks/pair_distances.py``. For every embedded pair it scores
 1,000 source images against the pair's first 1,000 held-out target images with
 the shapes extractor, and 1,000 fresh source renders against 1,000 training
 source images (the floor: two samples of the same family). These are the
-distances the README's pairs table quotes. ``--grid FILE.png`` also saves
+distances the pairs table in docs/pairs.md quotes. ``--grid FILE.png`` also saves
 one row of eight images per family (the source's disks, then each target), the
-picture of the pairs in the README.
+picture of the pairs in docs/pairs.md.
 """
 
 from __future__ import annotations

@@ -2,91 +2,127 @@
 
 A plugin is a module (or object) with functions named like the hooks below and
 decorated with ``@tganbench.hookimpl``. Registration hooks receive a ``register``
-callback so that the core keeps control of names and clashes.
+callback so that the core keeps control of names and clashes; they are called
+once while plugins load and should do nothing but call ``register``. Observer
+hooks are told about a run as it goes and cannot change it; one that raises is
+reported as a warning and the run goes on (``tganbench.plugins.notify``).
+
+Hooks are called through pluggy, so ``@hookimpl(tryfirst=True)``,
+``trylast=True`` and ``wrapper=True`` mean what pluggy's documentation says.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Callable
+
 import pluggy
+
+if TYPE_CHECKING:
+    from tganbench import Architecture, Augmentation, Metric, Strategy
+    from tganbench.data.pairs import Pair
+    from tganbench.metrics.extractors import ExtractorSpec
 
 hookspec = pluggy.HookspecMarker("tganbench")
 hookimpl = pluggy.HookimplMarker("tganbench")
 
 
 @hookspec
-def tganbench_register_strategies(register) -> None:
+def tganbench_register_strategies(register: Callable[[type[Strategy]], None]) -> None:
     """Called once while plugins load; call ``register(StrategyClass)`` for each strategy.
 
-    ``StrategyClass`` is a subclass of ``tganbench.Strategy`` with a unique ``name``.
+    :param register: takes a subclass of ``tganbench.Strategy`` with a unique ``name``.
+
     The return value is ignored.
     """
 
 
 @hookspec
-def tganbench_register_pairs(register) -> None:
+def tganbench_register_pairs(register: Callable[[Pair], None]) -> None:
     """Called once while plugins load; call ``register(pair)`` for each source/target pair.
 
-    ``pair`` is an instance of ``tganbench.data.pairs.Pair`` with a unique ``name``;
-    its ``load(resolution, data_root)`` runs only when a run selects it.
+    :param register: takes a ``tganbench.Pair`` instance with a unique ``name``; its
+        ``load(resolution, data_root)`` runs only when a run selects it.
+
     The return value is ignored.
     """
 
 
 @hookspec
-def tganbench_register_feature_extractors(register) -> None:
+def tganbench_register_feature_extractors(register: Callable[[ExtractorSpec], None]) -> None:
     """Called once while plugins load; call ``register(spec)`` for each feature extractor.
 
-    ``spec`` is a ``tganbench.metrics.extractors.ExtractorSpec``: a name for
-    ``--feature-extractor`` and how to build it through torch-fidelity.
-    The return value is ignored.
-    """
-
-
-@hookspec
-def tganbench_register_architectures(register) -> None:
-    """Called once while plugins load; call ``register(ArchitectureClass)`` for each architecture.
+    :param register: takes a ``tganbench.ExtractorSpec``: a name for
+        ``--feature-extractor`` and how to build it through torch-fidelity.
 
     The return value is ignored.
     """
 
 
 @hookspec
-def tganbench_register_metrics(register) -> None:
-    """Called once while plugins load; call ``register(metric)`` for each ``tganbench.Metric``.
+def tganbench_register_architectures(register: Callable[[Architecture], None]) -> None:
+    """Called once while plugins load; call ``register(architecture)`` for each G/D architecture.
+
+    :param register: takes a ``tganbench.Architecture`` with a unique ``name``, a
+        ``description``, ``parameters`` (defaults, overridable as
+        ``--architecture NAME[k=v]``) and ``build(resolution, z_dim, seed, **params)``
+        returning ``(generator, discriminator)`` that follow the model contract.
 
     The return value is ignored.
     """
 
 
 @hookspec
-def tganbench_register_augmentations(register) -> None:
+def tganbench_register_metrics(register: Callable[[Metric], None]) -> None:
+    """Called once while plugins load; call ``register(metric)`` for each metric.
+
+    :param register: takes a ``tganbench.Metric`` with a unique ``name``, a
+        ``direction`` ("lower" or "higher" is better), whether it runs at every
+        evaluation or only the final one, and ``compute(evaluation)`` returning
+        its columns' values.
+
+    The return value is ignored.
+    """
+
+
+@hookspec
+def tganbench_register_augmentations(register: Callable[[type[Augmentation]], None]) -> None:
     """Called once while plugins load; call ``register(AugmentationClass)`` for each augmentation.
 
+    :param register: takes a ``tganbench.Augmentation`` class with a unique ``name``;
+        its ``augment(images, state)`` is applied to every image D sees, real and
+        fake, when a run selects it with ``--augment NAME[k=v]``.
+
     The return value is ignored.
     """
 
 
 @hookspec
-def tganbench_evaluated(row: dict) -> None:
-    """Called as soon as an evaluation of a cell is scored, with its ``evals.csv`` row.
+def tganbench_evaluated(row: dict[str, Any]) -> None:
+    """Called as soon as an evaluation of a cell is scored, while the cell is still training.
 
-    The row reaches ``evals.csv`` when the cell finishes.
+    :param row: the evaluation's ``evals.csv`` row (pair, shots, strategy, seed,
+        step, train_seconds and the metrics); it reaches ``evals.csv`` when the cell finishes.
 
     Observers (loggers, dashboards) use it; the return value is ignored.
     """
 
 
 @hookspec
-def tganbench_cell_finished(row: dict) -> None:
-    """Called when a cell (pair, shots, strategy, params, seed) ends, ok or not.
+def tganbench_cell_finished(row: dict[str, Any]) -> None:
+    """Called when a cell (pair, shots, strategy, params, seed) ends, ok, diverged or failed.
 
-    ``row`` is the row written to ``cells.csv``. The return value is ignored.
+    :param row: the row written to ``cells.csv``.
+
+    The return value is ignored.
     """
 
 
 @hookspec
-def tganbench_run_finished(out_dir: str, cells: list) -> None:
-    """Called once at the end of ``tganbench run`` with the results folder and all cell rows.
+def tganbench_run_finished(out_dir: str, cells: list[dict[str, Any]]) -> None:
+    """Called once at the end of ``tganbench run``, after the report is written.
+
+    :param out_dir: the results folder.
+    :param cells: every row of ``cells.csv``, kept and new.
 
     The return value is ignored.
     """

@@ -24,7 +24,7 @@ from tganbench.metric import Metric, MetricContext
 from tganbench.metrics.evaluator import Evaluator
 from tganbench.metrics.recognition import recognition_scores
 from tganbench.plan import Method, Plan, check_resumable, plan_run, protocol
-from tganbench.plugins import Registry
+from tganbench.plugins import Registry, notify
 from tganbench.render import write_report
 from tganbench.source import SourceCheckpoint, shipped_checkpoint, source_checkpoint
 from tganbench.step import sample_images
@@ -119,7 +119,7 @@ def _run_cells(plan: Plan, shared: SharedArtefacts, store: ResultsStore, registr
                 store.write_grid(shots_grid(spec.shots, spec.seed), spec.images)
             result = _execute(spec, shared, store, log, hook, quiet)
             store.add_cell(result.row, result.evals)
-            _notify(store, log, "tganbench_cell_finished", lambda: hook.tganbench_cell_finished(row=result.row))
+            _notify(store, log, hook.tganbench_cell_finished, row=result.row)
             log(_cell_line(result.row, shared.metrics, len(store.cells), total))
     except KeyboardInterrupt:
         manifest["interrupted"] = datetime.now(timezone.utc).isoformat()
@@ -132,8 +132,7 @@ def _run_cells(plan: Plan, shared: SharedArtefacts, store: ResultsStore, registr
     manifest["finished"] = datetime.now(timezone.utc).isoformat()
     store.write_manifest(manifest)
     write_report(store.out_dir)
-    _notify(store, log, "tganbench_run_finished",
-            lambda: hook.tganbench_run_finished(out_dir=str(store.out_dir), cells=store.cells))
+    _notify(store, log, hook.tganbench_run_finished, out_dir=str(store.out_dir), cells=store.cells)
     return cells, evals
 
 
@@ -143,7 +142,7 @@ def _execute(spec: CellSpec, shared: SharedArtefacts, store: ResultsStore, log: 
     try:
         result = execute_cell(
             spec, shared, quiet=quiet,
-            on_evaluated=lambda row: _notify(store, log, "tganbench_evaluated", lambda: hook.tganbench_evaluated(row=row)),
+            on_evaluated=lambda row: _notify(store, log, hook.tganbench_evaluated, row=row),
         )
         result.row["samples"] = store.write_grid(samples_grid(spec.shots, spec.seed, spec.label), result.samples)
         return result
@@ -219,13 +218,14 @@ def _source_recognition(plan: Plan, source: SourceCheckpoint) -> dict[str, float
     return {"recognised_as_source": scores["recognised_source"], "recognised_as_target": scores["recognised"]}
 
 
-def _notify(store: ResultsStore, log: Log, name: str, call: Callable[[], Any]) -> None:
-    """Call an observer hook; a plugin that raises is reported and logged, and the run goes on."""
-    try:
-        call()
-    except Exception as error:  # noqa: BLE001 - a broken logger plugin must not stop the benchmark
-        store.log_error(f"[{datetime.now(timezone.utc).isoformat()}] hook {name} raised:\n{traceback.format_exc()}")
-        log(f"tganbench: warning: a plugin's {name} hook raised {type(error).__name__}: {error} (see errors.log)")
+def _notify(store: ResultsStore, log: Log, hook: Any, **kwargs: Any) -> None:
+    """Call an observer hook (``notify``'s policy): one that raises is a warning and a traceback in errors.log."""
+
+    def report(warning: str, details: str) -> None:
+        store.log_error(f"[{datetime.now(timezone.utc).isoformat()}] {warning}:\n{details}")
+        log(f"tganbench: warning: {warning} (see errors.log)")
+
+    notify(hook, report, **kwargs)
 
 
 def _cell_line(row: dict[str, Any], metrics: list[Metric], done: int, total: int) -> str:

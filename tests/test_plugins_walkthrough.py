@@ -1,4 +1,4 @@
-"""The README's "Write a strategy plugin" section works step by step, as printed."""
+"""The "Write a strategy plugin" walkthrough in docs/plugins.md works step by step, as printed."""
 
 from __future__ import annotations
 
@@ -11,17 +11,17 @@ import pytest
 
 from conftest import install_fake_distribution, run_cli
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+PAGE = (Path(__file__).resolve().parent.parent / "docs" / "plugins.md").read_text()
 
 
 def _block(language: str, first_line: str) -> str:
-    blocks = re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+    blocks = re.findall(rf"```{language}\n(.*?)```", PAGE, flags=re.S)
     return next(block for block in blocks if block.startswith(first_line))
 
 
 @pytest.fixture
 def plugin_dir(tmp_path, monkeypatch):
-    """A folder holding the README's my_freeze.py, on sys.path like the README's PYTHONPATH step."""
+    """A folder holding the walkthrough's my_freeze.py, on sys.path like its PYTHONPATH step."""
     folder = tmp_path / "plugin"
     folder.mkdir()
     (folder / "my_freeze.py").write_text(_block("python", "# my_freeze.py"))
@@ -57,7 +57,7 @@ def test_example_passes_check_plugin(plugin_dir):
     assert "7 of 7 checks passed" in result.stdout
 
 
-def test_example_packaged_with_the_readme_entry_point_is_discovered(plugin_dir, tmp_path, monkeypatch):
+def test_example_packaged_with_the_documented_entry_point_is_discovered(plugin_dir, tmp_path, monkeypatch):
     toml = _block("toml", "[project.entry-points.tganbench]")
     entry_points = dict(re.findall(r'^([\w-]+) = "([\w.:]+)"$', toml, flags=re.M))
     assert entry_points == {"my-freeze": "my_freeze"}
