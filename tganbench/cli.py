@@ -99,9 +99,10 @@ def _build_parser() -> argparse.ArgumentParser:
     compare.add_argument("current", metavar="CURRENT", help="results folder of the run under test")
     compare.add_argument(
         "--max-regression", action="append", default=[], metavar="METRIC=LIMIT",
-        help="allowed worsening per metric: fd=10%%, fd_best=10%%, kid=0.5 (absolute), train_seconds=50%%, "
-             "recognised=0.1 (a drop in the share recognised as the target), time=off (repeatable; defaults: "
-             "fd=10%%, fd_best=10%%, train_seconds=50%%, recognised=0.1)",
+        help="allowed worsening per metric (a recorded metric's name or a cells.csv column): fd=10%%, "
+             "fd_best=10%%, kid=0.5 (absolute), train_seconds=50%%, recognised=0.1 (a drop in the share "
+             "recognised as the target), time=off (repeatable; defaults: each metric's own threshold, as "
+             "fd=10%%, fd_best=10%%, recognised=0.1, and train_seconds=50%%)",
     )
     compare.add_argument("--allow-protocol-change", action="store_true",
                          help="compare even when steps, extractor, N generated/reference ... differ")
@@ -144,8 +145,9 @@ def run_settings(args: argparse.Namespace) -> RunSettings:
 
 
 def _command_run(args: argparse.Namespace) -> int:
-    from tganbench.report import format_table, summary_caption, summary_table
+    from tganbench.reporting.tables import compact_caption, compact_table, summary_table
     from tganbench.runner import run
+    from tganbench.store import read_results
 
     settings = run_settings(args)
     config = settings.config
@@ -153,9 +155,10 @@ def _command_run(args: argparse.Namespace) -> int:
     _warn(registry)
     out_dir = Path(settings.out) if settings.out else Path("results") / f"{datetime.now():%Y%m%d-%H%M%S}-{config.pair}"
     cache_dir = Path(settings.cache_dir) if settings.cache_dir else default_cache_dir()
-    cells, evals = run(config, registry, out_dir, cache_dir, quiet=settings.quiet, force_new=settings.force_new)
-    print(summary_caption(cells, config.fd_target))
-    print(format_table(summary_table(cells, evals, config.fd_target)))
+    cells, _ = run(config, registry, out_dir, cache_dir, quiet=settings.quiet, force_new=settings.force_new)
+    results = read_results(out_dir)
+    print(compact_caption(results.cells, results.metrics))
+    print(compact_table(summary_table(results.cells, results.evals, config.fd_target, results.metrics)))
     print(f"\nresults: {out_dir}", file=sys.stderr)
     return 1 if (cells["status"] == "failed").any() else 0
 
@@ -198,19 +201,17 @@ def _command_check_plugin(args: argparse.Namespace) -> int:
 
 
 def _command_report(args: argparse.Namespace) -> int:
-    from tganbench.render import write_report
+    from tganbench.reporting.build import build_report
 
-    for path in write_report(Path(args.results_dir)):
+    for path in build_report(Path(args.results_dir)):
         print(path)
     return 0
 
 
 def _command_compare(args: argparse.Namespace) -> int:
-    from tganbench.compare import compare, thresholds_from
+    from tganbench.reporting.compare import compare
 
-    comparison = compare(
-        Path(args.baseline), Path(args.current), thresholds_from(args.max_regression), args.allow_protocol_change
-    )
+    comparison = compare(Path(args.baseline), Path(args.current), args.max_regression, args.allow_protocol_change)
     text = comparison.markdown()
     print(text)
     if args.output:

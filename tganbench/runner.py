@@ -25,7 +25,7 @@ from tganbench.metrics.evaluator import Evaluator
 from tganbench.metrics.recognition import recognition_scores
 from tganbench.models import ModelConfig, build_models
 from tganbench.plugins import Registry
-from tganbench.render import write_report
+from tganbench.reporting.build import build_report
 from tganbench.shipped_sources import ShippedSource, find_shipped
 from tganbench.source import SourceCheckpoint, shipped_checkpoint, source_checkpoint
 from tganbench.store import GRID_IMAGES, REFERENCE_GRID, ResultsStore, cell_key, samples_grid, shots_grid
@@ -451,7 +451,7 @@ def _run_cells(
     cells, evals = pd.DataFrame(store.cells), pd.DataFrame(store.evals)
     manifest["finished"] = datetime.now(timezone.utc).isoformat()
     store.write_manifest(manifest)
-    write_report(store.out_dir)
+    build_report(store.out_dir)
     _notify(store, log, "tganbench_run_finished",
             lambda: hook.tganbench_run_finished(out_dir=str(store.out_dir), cells=store.cells))
     return cells, evals
