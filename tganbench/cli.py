@@ -12,7 +12,7 @@ from pathlib import Path
 from tganbench.config import PROFILES, RunConfig, default_cache_dir, parse_seeds, parse_shots, resolve_config
 from tganbench.config_file import config_file_arguments
 from tganbench.errors import UsageError
-from tganbench.plugins import Registry, load_plugins
+from tganbench.plugins import Registered, Registry, load_plugins
 
 
 class _Parser(argparse.ArgumentParser):
@@ -108,7 +108,11 @@ def _build_parser() -> argparse.ArgumentParser:
                          help="compare even when steps, extractor, N generated/reference ... differ")
     compare.add_argument("--output", metavar="FILE.md", help="also write the Markdown table to this file")
 
-    commands.add_parser("list", parents=[plugin_option], help="show registered strategies, pairs and extractors")
+    listing = commands.add_parser(
+        "list", parents=[plugin_option], help="show what is registered: strategies, pairs, extractors, ..."
+    )
+    listing.add_argument("section", nargs="?", choices=list_sections(), metavar="SECTION",
+                         help=f"show one section: {', '.join(list_sections())} (default: all)")
 
     check = commands.add_parser(
         "check-plugin", parents=[plugin_option], help="run one strategy through the plugin contract (smoke profile)"
@@ -163,26 +167,49 @@ def _command_run(args: argparse.Namespace) -> int:
     return 1 if (cells["status"] == "failed").any() else 0
 
 
+# `tganbench list SECTION`: the Registry field, the table's headers and which of its columns wrap to fit.
+LIST_SECTIONS = {
+    "strategies": (["strategy", "defaults", "description", "plugin"], {"defaults", "description"}),
+    "pairs": (["pair", "source / shot pool / held out", "from", "description", "plugin"], {"from", "description"}),
+    "extractors": (["feature extractor", "metric", "description", "plugin"], {"description"}),
+    "architectures": (["architecture", "parameters", "description", "plugin"], {"parameters", "description"}),
+    "metrics": (["metric", "better", "evaluated", "description", "plugin"], {"description"}),
+    "augmentations": (["augmentation", "parameters", "description", "plugin"], {"parameters", "description"}),
+}
+
+
+def list_sections() -> list[str]:
+    """The sections ``tganbench list`` can show: those this version's registry holds."""
+    registry_fields = {field.name for field in fields(Registry)}
+    return [name for name in LIST_SECTIONS if name in registry_fields]
+
+
+def _list_row(section: str, name: str, entry: Registered) -> list[str]:
+    """One row of a ``list`` section: the name, what the section shows of the object, its plugin."""
+    obj = entry.obj
+    if section == "pairs":
+        sizes = " / ".join(f"{n:,}" for n in obj.sizes) if obj.sizes else "?"
+        shown = [sizes, obj.origin]
+    elif section == "extractors":
+        shown = [obj.metric]
+    elif section == "metrics":
+        shown = [obj.direction, "every evaluation" if obj.every_evaluation else "final"]
+    else:
+        shown = [", ".join(f"{k}={v}" for k, v in getattr(obj, "parameters", {}).items())]
+    return [name, *shown, getattr(obj, "description", ""), entry.plugin]
+
+
 def _command_list(args: argparse.Namespace) -> int:
-    from tabulate import tabulate
+    from tganbench.reporting.tables import fit_to_width
 
     registry = load_plugins(args.plugin)
     _warn(registry)
-    strategies = [
-        (name, ", ".join(f"{k}={v}" for k, v in e.obj.parameters.items()), e.obj.description, e.plugin)
-        for name, e in registry.strategies.items()
-    ]
-    print(tabulate(strategies, headers=["strategy", "defaults", "description", "plugin"]))
-    print()
-    pairs = [
-        (name, " / ".join(f"{n:,}" for n in e.obj.sizes) if e.obj.sizes else "?", e.obj.origin, e.obj.description,
-         e.plugin)
-        for name, e in registry.pairs.items()
-    ]
-    print(tabulate(pairs, headers=["pair", "source / shot pool / held out", "from", "description", "plugin"]))
-    print()
-    extractors = [(name, e.obj.metric, e.obj.description, e.plugin) for name, e in registry.extractors.items()]
-    print(tabulate(extractors, headers=["feature extractor", "metric", "description", "plugin"]))
+    tables = []
+    for section in [args.section] if args.section else list_sections():
+        headers, wrap = LIST_SECTIONS[section]
+        rows = [_list_row(section, name, entry) for name, entry in getattr(registry, section, {}).items()]
+        tables.append(fit_to_width(rows, headers, wrap, numbers=False))
+    print("\n\n".join(tables))
     return 0
 
 

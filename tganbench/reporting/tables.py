@@ -28,6 +28,8 @@ TIME_COLUMNS = ("train_seconds", "steps_per_second", "eval_seconds", "trainable_
 # Columns of the full table that the terminal leaves to summary.md.
 NOT_IN_TERMINAL = ("95% CI", "best step", "to target", "steps/s", "eval s", "trainable")
 TERMINAL_WIDTH = 120
+# A wrapped column is never narrower than this (a line may then pass the width).
+MIN_WRAP_WIDTH = 12
 
 
 def metric_label(cells: pd.DataFrame) -> str:
@@ -261,19 +263,35 @@ def format_table(summary: pd.DataFrame, markdown: bool = False) -> str:
 def compact_table(summary: pd.DataFrame, width: int = TERMINAL_WIDTH) -> str:
     """The summary for a terminal: shots, strategy, seeds, the metrics as mean ± std and train s.
 
-    Intervals, differences, best steps and parameter counts stay in
-    ``summary.md``. Long strategy labels wrap so that the table fits ``width``.
+    Intervals, differences, best values, time to quality and parameter counts
+    stay in ``summary.md``. Long strategy labels wrap so that the table fits ``width``.
     """
     table = summary.drop(columns=[column for column in summary.columns if column in NOT_IN_TERMINAL
                                   or column.startswith("Δ ") or column.endswith(" best")])
-    text = format_table(table)
-    widest = max(map(len, text.splitlines()))
-    if widest <= width:
-        return text
-    labels = table["strategy"].astype(str)
-    room = max(12, labels.str.len().max() - (widest - width))
-    return tabulate(table, headers="keys", tablefmt="simple", showindex=False,
-                    maxcolwidths=[room if column == "strategy" else None for column in table.columns])
+    return fit_to_width(table.values.tolist(), list(table.columns), wrap={"strategy"}, width=width)
+
+
+def fit_to_width(
+    rows: Sequence[Sequence[Any]], headers: Sequence[str], wrap: set[str], width: int = TERMINAL_WIDTH,
+    numbers: bool = True,
+) -> str:
+    """A plain-text table at most ``width`` wide where it can be: the ``wrap`` columns wrap to share the room.
+
+    The other columns keep their full width (a line is longer only when they
+    alone do not fit). The narrowest wrapping column is served first, so a
+    short one is never wrapped to make room for a long one. ``numbers``: align
+    numeric columns as numbers.
+    """
+    # tabulate pads every header by two spaces, and puts two spaces between columns
+    natural = [max([len(str(header)) + 2, *(len(str(row[i])) for row in rows)]) for i, header in enumerate(headers)]
+    wrapped = sorted((i for i, header in enumerate(headers) if header in wrap), key=lambda i: natural[i])
+    room = width - 2 * (len(headers) - 1) - sum(w for i, w in enumerate(natural) if i not in wrapped)
+    limits: dict[int, int] = {}
+    for index, i in enumerate(wrapped):
+        limits[i] = max(MIN_WRAP_WIDTH, min(natural[i], room // (len(wrapped) - index)))
+        room -= limits[i]
+    return tabulate(rows, headers=list(headers), tablefmt="simple", disable_numparse=not numbers,
+                    maxcolwidths=[limits.get(i) for i in range(len(headers))] if limits else None)
 
 
 def compact_caption(cells: pd.DataFrame, metrics: Sequence[RecordedMetric], width: int = TERMINAL_WIDTH) -> str:
