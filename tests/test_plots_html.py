@@ -190,7 +190,7 @@ def test_html_report_is_self_contained(tmp_path: Path) -> None:
     assert captions[1] == "Final FD per strategy with 95% intervals; scratch is the reference."
     # the page and summary.md show the same table and the same paragraphs
     summary = (folder / "summary.md").read_text()
-    assert all(f"| {header} " in summary for header in headers)
+    assert all(f" {header} " in summary for header in headers)
     assert "".join(parser.text["p"][1].split()) in "".join(summary.split())
 
 

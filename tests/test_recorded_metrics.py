@@ -112,3 +112,11 @@ def test_new_cell_columns_are_tolerated_by_report_compare_and_resume(tmp_path):
         assert len(store.evals) == 3 * 3
     finally:
         store.close()
+
+
+def test_report_on_a_folder_whose_manifest_lacks_the_protocol_is_one_line(tmp_path):
+    folder = make_results(tmp_path / "run")
+    (folder / "manifest.json").write_text(json.dumps({"run_id": "old"}))
+    result = run_cli("report", str(folder))
+    assert result.code == 2
+    assert result.stderr.count("\n") == 1 and "manifest.json lacks config" in result.stderr

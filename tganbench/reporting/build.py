@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tganbench.errors import UsageError
 from tganbench.reporting import protocol
 from tganbench.reporting.figures import plot_samples, write_figures
 from tganbench.reporting.html import write_html
@@ -22,6 +23,8 @@ FIGURE_CAPTIONS = {
     "final_fd.png": "Final FD per strategy with 95% intervals; scratch is the reference.",
     "time.png": "Training time per strategy (source pretraining once, apart) and FD against training seconds.",
 }
+# What the summary's protocol paragraph reads from manifest.json.
+MANIFEST_KEYS = ("config", "pair_fingerprint", "n_reference", "device", "source")
 GRIDS_NOTE = ("Every cell's final samples are in `samples/` (one PNG per shots, seed and strategy), beside the "
               "real shots of each seed and the held-out reference images.")
 
@@ -32,6 +35,10 @@ def build_report(out_dir: Path) -> list[Path]:
     Raises a one-line UsageError when ``out_dir`` is not a readable results folder.
     """
     results = read_results(out_dir)
+    missing = [key for key in MANIFEST_KEYS if key not in results.manifest]
+    if missing:
+        raise UsageError(f"{results.folder} cannot be reported: its manifest.json lacks {', '.join(missing)} "
+                         "(written by an older tganbench, or not by tganbench)")
     folder = results.folder
     figures = write_figures(results)
     seed = int(results.cells["seed"].iloc[0])

@@ -93,9 +93,10 @@ def time_to_quality(
         out["target"] = [targets.get((k, s), math.nan) for k, s in zip(out["shots"], out["seed"])]
     reached_by = (lambda values, goal: values >= goal) if metric.higher_is_better else (lambda values, goal: values <= goal)
     steps, seconds = [], []
-    curves = evals.sort_values("step").groupby(key, sort=False) if len(evals) else {}
+    has_curves = len(evals) > 0 and metric.headline in evals  # a final-only metric has no curve to reach it on
+    curves = evals.sort_values("step").groupby(key, sort=False) if has_curves else None
     for cell, goal in zip(out[key].itertuples(index=False, name=None), out["target"]):
-        curve = curves.get_group(cell) if len(evals) and cell in curves.groups else None
+        curve = curves.get_group(cell) if has_curves and cell in curves.groups else None
         reached = curve[reached_by(curve[metric.headline], goal)] if curve is not None and math.isfinite(goal) else None
         if reached is None or reached.empty:
             steps.append(math.nan)
