@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from conftest import run_cli
-from tganbench.compare import Threshold, one_sided_p, parse_threshold
 from tganbench.errors import UsageError
+from tganbench.reporting.compare import Threshold, one_sided_p, parse_threshold
 
 PROTOCOL = {"target_steps": 200, "n_generated": 500, "n_reference": 500, "feature_extractor": "shapes",
             "resolution": 32, "pair_fingerprint": "abc", "device": "cpu (test)"}

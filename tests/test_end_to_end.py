@@ -13,8 +13,11 @@ BUILT_INS = ["scratch", "finetune", "freeze-d", "freeze-g", "batchstat"]
 def test_smoke_run_all_prints_one_row_per_strategy(smoke_run):
     out, result = smoke_run
     assert result.code == 0, result.stderr
-    caption, header, _, *rows = [line for line in result.stdout.splitlines() if line.strip()]
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    start = next(i for i, line in enumerate(lines) if line.split()[:2] == ["shots", "strategy"])
+    caption, header, rows = " ".join(lines[:start]), lines[start], lines[start + 2:]
     assert caption.startswith("FD[shapes] and KID on 200 generated vs 200 held-out target images")
+    assert all(len(line) <= 120 for line in lines)  # fits a terminal; the full table is in summary.md
     assert header.split()[:2] == ["shots", "strategy"]
     assert [row.split()[:2] for row in rows] == [["100", name] for name in BUILT_INS]
     assert "FD[shapes] final" in header

@@ -50,10 +50,11 @@ def test_image_folder_pair_runs_end_to_end_with_a_shot_list(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["pair_sizes"] == {"source": 60, "target_pool": 40, "reference": 40}
     assert manifest["config"]["shots"] == [5, 10]
-    caption, header, *_ = result.stdout.splitlines()
-    assert "200 generated vs 40 held-out target images" in caption
+    assert "200 generated vs 40 held-out target images" in result.stdout.split("\n\n")[0].replace("\n", " ")
+    summary = (out / "summary.md").read_text()
+    assert "`folders`" in summary
+    header = next(line for line in summary.splitlines() if line.startswith("|   shots"))
     assert "Δ vs scratch [95% CI]" in header and "to target" in header
-    assert "`folders`" in (out / "summary.md").read_text()
 
 
 def test_too_few_target_images_for_the_shots_is_a_usage_error(tmp_path):

@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tganbench.html_report import markdown_to_html, write_html_report
-from tganbench.plots import curve_over_seeds, plot_time, write_plots
-from tganbench.report import summary_markdown
+from tganbench.reporting.build import build_report
+from tganbench.reporting.figures import curve_over_seeds, plot_time, write_figures
+from tganbench.store import LEGACY_METRICS, read_results
+
 
 STRATEGIES = ["scratch", "finetune", "freeze-d[layers=1]"]
 STEPS = [0, 100, 200]
@@ -107,9 +108,9 @@ def parse(path: Path) -> tuple[PageParser, str]:
     return parser, text
 
 
-def test_write_plots_makes_three_readable_pngs(tmp_path: Path) -> None:
+def test_write_figures_makes_three_readable_pngs(tmp_path: Path) -> None:
     folder = make_results(tmp_path / "run")
-    paths = write_plots(folder)
+    paths = write_figures(read_results(folder))
     assert [path.name for path in paths] == ["fd_curves.png", "final_fd.png", "time.png"]
     for path in paths:
         assert path.parent == folder / "plots"
@@ -124,7 +125,7 @@ def test_single_seed_has_no_bands_and_still_plots(tmp_path: Path) -> None:
     curve = curve_over_seeds(evals[evals["strategy"] == "scratch"])
     assert curve["step"].tolist() == STEPS
     assert curve["low"].isna().all() and curve["high"].isna().all()
-    for path in write_plots(folder):
+    for path in write_figures(read_results(folder)):
         assert_real_png(path)
 
 
@@ -147,23 +148,16 @@ def test_curve_over_seeds_bands_and_diverged_evaluations(tmp_path: Path) -> None
 def test_plot_time_with_and_without_source(tmp_path: Path, source_seconds: float | None) -> None:
     folder = make_results(tmp_path / "run", shots=(100,))
     cells, evals = pd.read_csv(folder / "cells.csv"), pd.read_csv(folder / "evals.csv")
-    assert_real_png(plot_time(cells, evals, source_seconds, tmp_path / "time.png"))
+    assert_real_png(plot_time(cells, evals, LEGACY_METRICS[0], source_seconds, tmp_path / "time.png"))
 
 
 def test_html_report_is_self_contained(tmp_path: Path) -> None:
     folder = make_results(tmp_path / "run")
-    paths = write_plots(folder)
-    captions = ["FD over training steps", "Final FD per strategy", "Training time"]
-    markdown = (
-        "# tganbench results: 20260101-000000-shapes\n\n"
-        "Pair `shapes`, shots 10, 100, <script>alert(1)</script> & friends.\n\n"
-        "FD[shapes] and KID on 200 generated vs 200 held-out target images.\n\n"
-        "| shots | strategy | FD[shapes] final |\n"
-        "|------:|----------|------------------|\n"
-        + "".join(f"| 100 | {label} | {40 + i:.2f} ± 1.00 |\n" for i, label in enumerate(STRATEGIES))
-    )
-    report = write_html_report(folder, markdown, list(zip(captions, paths)))
-    assert report == folder / "report.html"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "pair": "<script>alert(1)</script> & friends"}))
+    paths = build_report(folder)
+    report = folder / "report.html"
+    assert paths[-1] == report
     parser, text = parse(report)
     names = parser.names()
 
@@ -171,46 +165,41 @@ def test_html_report_is_self_contained(tmp_path: Path) -> None:
     assert "script" not in names and "link" not in names
     assert "20260101-000000-shapes" in "".join(parser.text["title"])
     assert names.count("h1") == 1
-    assert "<code>shapes</code>" in text
-    assert "&lt;script&gt;" in text
+    assert "<code>shapes</code>" in text  # the extractor, as code
+    assert "<code>&lt;script&gt;alert(1)&lt;/script&gt; &amp; friends</code>" in text
 
     assert names.count("table") == 1
-    assert [cell.strip() for cell in parser.text["th"]] == ["shots", "strategy", "FD[shapes] final"]
+    headers = [cell.strip() for cell in parser.text["th"]]
+    assert headers[:3] == ["shots", "strategy", "seeds"] and "FD[shapes] final" in headers
     cells = [cell.strip() for cell in parser.text["td"]]
     assert all(label in cells for label in STRATEGIES)
-    assert "40.00 ± 1.00" in cells
-    th_styles = [attrs.get("style") for tag, attrs in parser.tags if tag == "th"]
-    assert th_styles[0] == "text-align: right" and th_styles[1] is None
+    assert "30.00" in cells  # finetune at 100 shots: one ok seed of two
+    assert "1 diverged" in cells
 
     images = [attrs for tag, attrs in parser.tags if tag == "img"]
-    assert len(images) == 3
+    figures = paths[1:-1]
+    assert len(images) == len(figures) == 5  # three figures and one sample overview per shot count
     prefix = "data:image/png;base64,"
-    for attrs, path in zip(images, paths):
+    for attrs, path in zip(images, figures):
         assert attrs["src"].startswith(prefix)
         payload = base64.b64decode(attrs["src"][len(prefix):], validate=True)
         assert payload == path.read_bytes()
         with Image.open(io.BytesIO(payload)) as image:
             image.verify()
-    assert [caption.strip() for caption in parser.text["figcaption"]] == captions
+    captions = [caption.strip() for caption in parser.text["figcaption"]]
+    assert captions[1] == "Final FD per strategy with 95% intervals; scratch is the reference."
+    # the page and summary.md show the same table and the same paragraphs
+    summary = (folder / "summary.md").read_text()
+    assert all(f" {header} " in summary for header in headers)
+    assert "".join(parser.text["p"][1].split()) in "".join(summary.split())
 
 
-def test_html_report_from_the_real_summary(tmp_path: Path) -> None:
+def test_report_html_is_written_from_the_data_not_the_markdown(tmp_path: Path) -> None:
+    """A summary.md changed by hand does not change report.html: both are made from the CSV files."""
     folder = make_results(tmp_path / "run", seeds=(0,))
-    cells, evals = pd.read_csv(folder / "cells.csv"), pd.read_csv(folder / "evals.csv")
-    manifest = json.loads((folder / "manifest.json").read_text())
-    paths = write_plots(folder)
-    report = write_html_report(folder, summary_markdown(cells, evals, manifest), [("curves", paths[0])])
-    parser, text = parse(report)
-    assert "http://" not in text and "https://" not in text
-    assert "strategy" in [cell.strip() for cell in parser.text["th"]]
-    cells_text = [cell.strip() for cell in parser.text["td"]]
-    assert all(label in cells_text for label in STRATEGIES)
-    assert len([tag for tag in parser.names() if tag == "img"]) == 1
-
-
-def test_markdown_without_heading_gets_the_run_id_title(tmp_path: Path) -> None:
-    folder = make_results(tmp_path / "run")
-    parser, _ = parse(write_html_report(folder, "Just a paragraph.", []))
-    assert parser.names().count("h1") == 1
-    assert "20260101-000000-shapes" in "".join(parser.text["h1"])
-    assert "<p>a &lt; b</p>" == markdown_to_html("a < b")
+    build_report(folder)
+    first = (folder / "report.html").read_text()
+    assert not list(folder.glob(".*.tmp*"))  # written atomically: no temporary file is left behind
+    (folder / "summary.md").write_text("# something else\n\n| a |\n|---|\n| b |\n")
+    build_report(folder)
+    assert (folder / "report.html").read_text() == first

@@ -13,7 +13,8 @@ from tganbench.data.pairs import draw_shots
 from tganbench.metrics.evaluator import Evaluator
 from tganbench.metrics.extractors import ExtractorSpec, tganbench_register_feature_extractors
 from tganbench.metrics.reference_cache import reference_key
-from tganbench.report import mean_interval, paired_difference, summary_table, time_to_quality
+from tganbench.reporting.statistics import mean_interval, paired_difference
+from tganbench.reporting.tables import summary_table, time_to_quality
 
 # Student t quantile t(0.975; 2 degrees of freedom), from printed tables: 4.303.
 T_975_DF2 = 4.3027
@@ -83,7 +84,7 @@ def _cells_and_evals() -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_time_to_quality_defaults_to_scratch_final_fd_of_the_same_seed():
     cells, evals = _cells_and_evals()
     ttq = time_to_quality(cells, evals).set_index(["strategy", "seed"])
-    assert ttq.loc[("finetune", 0), "fd_target"] == 50.0
+    assert ttq.loc[("finetune", 0), "target"] == 50.0
     assert ttq.loc[("finetune", 0), "ttq_step"] == 100 and ttq.loc[("finetune", 0), "ttq_seconds"] == 1.5
     assert math.isnan(ttq.loc[("finetune", 1), "ttq_step"])  # never at or below 40
     assert ttq.loc[("scratch", 1), "ttq_step"] == 100  # scratch reaches its own final FD by step 100 here
@@ -91,7 +92,7 @@ def test_time_to_quality_defaults_to_scratch_final_fd_of_the_same_seed():
 
 def test_time_to_quality_with_an_explicit_target():
     cells, evals = _cells_and_evals()
-    ttq = time_to_quality(cells, evals, fd_target=60.0).set_index(["strategy", "seed"])
+    ttq = time_to_quality(cells, evals, target=60.0).set_index(["strategy", "seed"])
     assert ttq.loc[("finetune", 0), "ttq_step"] == 0  # the untrained start counts
     assert ttq.loc[("scratch", 0), "ttq_step"] == 200
 

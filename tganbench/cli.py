@@ -12,7 +12,7 @@ from pathlib import Path
 from tganbench.config import PROFILES, RunConfig, default_cache_dir, parse_seeds, parse_shots, resolve_config
 from tganbench.config_file import config_file_arguments
 from tganbench.errors import UsageError
-from tganbench.plugins import Registry, load_plugins
+from tganbench.plugins import Registered, Registry, load_plugins
 
 
 class _Parser(argparse.ArgumentParser):
@@ -102,15 +102,20 @@ def _build_parser() -> argparse.ArgumentParser:
     compare.add_argument("current", metavar="CURRENT", help="results folder of the run under test")
     compare.add_argument(
         "--max-regression", action="append", default=[], metavar="METRIC=LIMIT",
-        help="allowed worsening per metric: fd=10%%, fd_best=10%%, kid=0.5 (absolute), train_seconds=50%%, "
-             "recognised=0.1 (a drop in the share recognised as the target), time=off (repeatable; defaults: "
-             "fd=10%%, fd_best=10%%, train_seconds=50%%, recognised=0.1)",
+        help="allowed worsening per metric (a recorded metric's name or a cells.csv column): fd=10%%, "
+             "fd_best=10%%, kid=0.5 (absolute), train_seconds=50%%, recognised=0.1 (a drop in the share "
+             "recognised as the target), time=off (repeatable; defaults: each metric's own threshold, as "
+             "fd=10%%, fd_best=10%%, recognised=0.1, and train_seconds=50%%)",
     )
     compare.add_argument("--allow-protocol-change", action="store_true",
                          help="compare even when steps, extractor, N generated/reference ... differ")
     compare.add_argument("--output", metavar="FILE.md", help="also write the Markdown table to this file")
 
-    commands.add_parser("list", parents=[plugin_option], help="show registered strategies, pairs and extractors")
+    listing = commands.add_parser(
+        "list", parents=[plugin_option], help="show what is registered: strategies, pairs, extractors, ..."
+    )
+    listing.add_argument("section", nargs="?", choices=list_sections(), metavar="SECTION",
+                         help=f"show one section: {', '.join(list_sections())} (default: all)")
 
     check = commands.add_parser(
         "check-plugin", parents=[plugin_option], help="run one strategy through the plugin contract (smoke profile)"
@@ -147,8 +152,9 @@ def run_settings(args: argparse.Namespace) -> RunSettings:
 
 
 def _command_run(args: argparse.Namespace) -> int:
-    from tganbench.report import format_table, summary_caption, summary_table
+    from tganbench.reporting.tables import compact_caption, compact_table, summary_table
     from tganbench.runner import run
+    from tganbench.store import read_results
 
     settings = run_settings(args)
     config = settings.config
@@ -156,33 +162,57 @@ def _command_run(args: argparse.Namespace) -> int:
     _warn(registry)
     out_dir = Path(settings.out) if settings.out else Path("results") / f"{datetime.now():%Y%m%d-%H%M%S}-{config.pair}"
     cache_dir = Path(settings.cache_dir) if settings.cache_dir else default_cache_dir()
-    cells, evals = run(config, registry, out_dir, cache_dir, quiet=settings.quiet, force_new=settings.force_new)
-    print(summary_caption(cells, config.fd_target))
-    print(format_table(summary_table(cells, evals, config.fd_target)))
+    cells, _ = run(config, registry, out_dir, cache_dir, quiet=settings.quiet, force_new=settings.force_new)
+    results = read_results(out_dir)
+    print(compact_caption(results.cells, results.metrics))
+    print(compact_table(summary_table(results.cells, results.evals, config.fd_target, results.metrics)))
     print(f"\nresults: {out_dir}", file=sys.stderr)
     return 1 if (cells["status"] == "failed").any() else 0
 
 
+# `tganbench list SECTION`: the Registry field, the table's headers and which of its columns wrap to fit.
+LIST_SECTIONS = {
+    "strategies": (["strategy", "defaults", "description", "plugin"], {"defaults", "description"}),
+    "pairs": (["pair", "source / shot pool / held out", "from", "description", "plugin"], {"from", "description"}),
+    "extractors": (["feature extractor", "metric", "description", "plugin"], {"description"}),
+    "architectures": (["architecture", "parameters", "description", "plugin"], {"parameters", "description"}),
+    "metrics": (["metric", "better", "evaluated", "description", "plugin"], {"description"}),
+    "augmentations": (["augmentation", "parameters", "description", "plugin"], {"parameters", "description"}),
+}
+
+
+def list_sections() -> list[str]:
+    """The sections ``tganbench list`` can show: those this version's registry holds."""
+    registry_fields = {field.name for field in fields(Registry)}
+    return [name for name in LIST_SECTIONS if name in registry_fields]
+
+
+def _list_row(section: str, name: str, entry: Registered) -> list[str]:
+    """One row of a ``list`` section: the name, what the section shows of the object, its plugin."""
+    obj = entry.obj
+    if section == "pairs":
+        sizes = " / ".join(f"{n:,}" for n in obj.sizes) if obj.sizes else "?"
+        shown = [sizes, obj.origin]
+    elif section == "extractors":
+        shown = [obj.metric]
+    elif section == "metrics":
+        shown = [obj.direction, "every evaluation" if obj.every_evaluation else "final"]
+    else:
+        shown = [", ".join(f"{k}={v}" for k, v in getattr(obj, "parameters", {}).items())]
+    return [name, *shown, getattr(obj, "description", ""), entry.plugin]
+
+
 def _command_list(args: argparse.Namespace) -> int:
-    from tabulate import tabulate
+    from tganbench.reporting.tables import fit_to_width
 
     registry = load_plugins(args.plugin)
     _warn(registry)
-    strategies = [
-        (name, ", ".join(f"{k}={v}" for k, v in e.obj.parameters.items()), e.obj.description, e.plugin)
-        for name, e in registry.strategies.items()
-    ]
-    print(tabulate(strategies, headers=["strategy", "defaults", "description", "plugin"]))
-    print()
-    pairs = [
-        (name, " / ".join(f"{n:,}" for n in e.obj.sizes) if e.obj.sizes else "?", e.obj.origin, e.obj.description,
-         e.plugin)
-        for name, e in registry.pairs.items()
-    ]
-    print(tabulate(pairs, headers=["pair", "source / shot pool / held out", "from", "description", "plugin"]))
-    print()
-    extractors = [(name, e.obj.metric, e.obj.description, e.plugin) for name, e in registry.extractors.items()]
-    print(tabulate(extractors, headers=["feature extractor", "metric", "description", "plugin"]))
+    tables = []
+    for section in [args.section] if args.section else list_sections():
+        headers, wrap = LIST_SECTIONS[section]
+        rows = [_list_row(section, name, entry) for name, entry in getattr(registry, section, {}).items()]
+        tables.append(fit_to_width(rows, headers, wrap, numbers=False))
+    print("\n\n".join(tables))
     return 0
 
 
@@ -201,19 +231,17 @@ def _command_check_plugin(args: argparse.Namespace) -> int:
 
 
 def _command_report(args: argparse.Namespace) -> int:
-    from tganbench.render import write_report
+    from tganbench.reporting.build import build_report
 
-    for path in write_report(Path(args.results_dir)):
+    for path in build_report(Path(args.results_dir)):
         print(path)
     return 0
 
 
 def _command_compare(args: argparse.Namespace) -> int:
-    from tganbench.compare import compare, thresholds_from
+    from tganbench.reporting.compare import compare
 
-    comparison = compare(
-        Path(args.baseline), Path(args.current), thresholds_from(args.max_regression), args.allow_protocol_change
-    )
+    comparison = compare(Path(args.baseline), Path(args.current), args.max_regression, args.allow_protocol_change)
     text = comparison.markdown()
     print(text)
     if args.output:

@@ -25,7 +25,7 @@ from tganbench.metrics.evaluator import Evaluator
 from tganbench.metrics.recognition import recognition_scores
 from tganbench.plan import Method, Plan, check_resumable, plan_run, protocol
 from tganbench.plugins import Registry, notify
-from tganbench.render import write_report
+from tganbench.reporting.build import build_report
 from tganbench.source import SourceCheckpoint, shipped_checkpoint, source_checkpoint
 from tganbench.step import sample_images
 from tganbench.store import REFERENCE_GRID, ResultsStore, cell_key, samples_grid, shots_grid
@@ -131,7 +131,7 @@ def _run_cells(plan: Plan, shared: SharedArtefacts, store: ResultsStore, registr
     cells, evals = pd.DataFrame(store.cells), pd.DataFrame(store.evals)
     manifest["finished"] = datetime.now(timezone.utc).isoformat()
     store.write_manifest(manifest)
-    write_report(store.out_dir)
+    build_report(store.out_dir)
     _notify(store, log, hook.tganbench_run_finished, out_dir=str(store.out_dir), cells=store.cells)
     return cells, evals
 

@@ -1,4 +1,9 @@
-"""The results folder: cells.csv, evals.csv, manifest.json, grids and logs, written atomically, one run at a time."""
+"""The results folder: cells.csv, evals.csv, manifest.json, grids and logs, written atomically, one run at a time.
+
+:func:`read_results` is the one reader of a results folder (reports, figures,
+``compare`` and resume all use it), :func:`cell_key` the one key of a cell
+within a folder, and :func:`recorded_metrics` the metrics a folder holds.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import json
 import os
 import re
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
@@ -25,13 +31,146 @@ except ImportError:  # pragma: no cover
 GRID_IMAGES = 64
 LOCK_FILE = ".lock"
 ERRORS_LOG = "errors.log"
-RESULT_FILES = ("cells.csv", "evals.csv", "manifest.json", "summary.md", "report.html", ERRORS_LOG)
-RESULT_FOLDERS = ("plots", "samples")
+# The files that hold a run's results: what makes a folder a results folder.
+RESULT_FILES = ("cells.csv", "evals.csv", "manifest.json")
+# Everything a run writes into its folder (what a fresh run over an old folder removes).
+WRITTEN_FILES = (*RESULT_FILES, "summary.md", "report.html", ERRORS_LOG)
+WRITTEN_FOLDERS = ("plots", "samples")
+# The columns of cell_key: a cell within one results folder (one pair per folder).
+CELL_KEY = ("shots", "strategy", "seed")
+# What cells.csv must hold to be reported at all.
+CELL_COLUMNS = ("pair", "shots", "strategy", "seed", "status", "metric", "extractor", "n_generated")
 
 
 def cell_key(row: dict[str, Any]) -> tuple[int, str, int]:
     """What identifies a cell within one results folder: (shots, strategy label, seed)."""
     return int(row["shots"]), str(row["strategy"]), int(row["seed"])
+
+
+@dataclass(frozen=True)
+class RecordedMetric:
+    """One entry of ``manifest["metrics"]``: how a metric's columns are named and read.
+
+    ``columns`` maps each evals.csv column to the cells.csv column that holds
+    its value at the final evaluation; the first entry is the headline (shown
+    in the summary, gated by ``compare``, plotted). With ``best``, cells.csv also
+    holds ``<name>_best`` and ``<name>_best_step``. ``threshold`` is compare's
+    default limit for the headline ("10%", "0.1" or None); ``unit`` is
+    "number" or "share" (a value in [0, 1], shown as a percentage).
+    """
+
+    name: str
+    title: str
+    direction: str = "lower"
+    every_evaluation: bool = True
+    columns: dict[str, str] = field(default_factory=dict)
+    best: bool = False
+    threshold: str | None = None
+    unit: str = "number"
+    description: str = ""
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> RecordedMetric:
+        """Read one manifest entry; keys this version does not know are ignored."""
+        known = {key: record[key] for key in cls.__dataclass_fields__ if key in record}
+        return cls(**{**known, "columns": dict(record.get("columns") or {})})
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.direction == "higher"
+
+    @property
+    def headline(self) -> str:
+        """The evals.csv column of the headline value (``fd``)."""
+        return next(iter(self.columns))
+
+    @property
+    def final(self) -> str:
+        """The cells.csv column of the headline at the final evaluation (``fd_final``)."""
+        return self.columns[self.headline]
+
+    @property
+    def best_column(self) -> str:
+        """``<name>_best``: the best headline value over the evaluations (only with ``best``)."""
+        return f"{self.name}_best"
+
+    @property
+    def best_step_column(self) -> str:
+        return f"{self.name}_best_step"
+
+
+# What a results folder written before metrics were recorded holds: exactly these columns.
+LEGACY_METRICS = (
+    RecordedMetric("fd", "FD", "lower", True, {"fd": "fd_final"}, best=True, threshold="10%",
+                   description="Fréchet distance between generated and held-out images in the extractor's features"),
+    RecordedMetric("kid", "KID", "lower", False, {"kid_mean": "kid_mean", "kid_std": "kid_std"},
+                   description="kernel inception distance (mean and std over subsets), final evaluation only"),
+    RecordedMetric("recognised", "recognised", "higher", True,
+                   {"recognised": "recognised", "recognised_source": "recognised_source"}, threshold="0.1",
+                   unit="share", description="% of the final samples the recognition network names as the target shape"),
+)
+
+
+def recorded_metrics(manifest: dict[str, Any], cells: pd.DataFrame) -> list[RecordedMetric]:
+    """The metrics of a results folder, in display order: ``manifest["metrics"]``, else the legacy list.
+
+    A folder written before the manifest recorded its metrics holds FD and KID,
+    and ``recognised`` when cells.csv has that column.
+    """
+    if manifest.get("metrics") is not None:
+        return [RecordedMetric.from_record(record) for record in manifest["metrics"]]
+    return [metric for metric in LEGACY_METRICS if metric.name != "recognised" or metric.final in cells.columns]
+
+
+@dataclass
+class Results:
+    """The contents of one results folder, as read by :func:`read_results`."""
+
+    folder: Path
+    cells: pd.DataFrame
+    evals: pd.DataFrame
+    manifest: dict[str, Any]
+
+    @property
+    def metrics(self) -> list[RecordedMetric]:
+        """The metrics this folder holds, in display order (see :func:`recorded_metrics`)."""
+        return recorded_metrics(self.manifest, self.cells)
+
+
+def read_results(folder: Path, partial: bool = False) -> Results:
+    """Read cells.csv, evals.csv and manifest.json of a results folder, as written (no column is added).
+
+    By default the folder must be a complete results folder (reports and
+    ``compare``): anything else is a one-line UsageError. With ``partial`` (a run
+    resuming in its own folder) missing files read as empty, and nothing is checked.
+    """
+    folder = Path(folder)
+    if not partial:
+        if not folder.is_dir():
+            raise UsageError(f"{folder} is not a folder")
+        missing = [name for name in RESULT_FILES if not (folder / name).is_file()]
+        if missing:
+            raise UsageError(f"{folder} is not a tganbench results folder (no {', '.join(missing)})")
+    try:
+        cells, evals = _read_csv(folder / "cells.csv"), _read_csv(folder / "evals.csv")
+        manifest_path = folder / "manifest.json"
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    except (OSError, ValueError, pd.errors.ParserError) as error:
+        raise UsageError(f"cannot read the results in {folder}: {' '.join(str(error).split())}") from None
+    if not partial:
+        absent = [column for column in CELL_COLUMNS if column not in cells.columns]
+        if absent or cells.empty:
+            problem = f"cells.csv lacks {', '.join(absent)}" if absent else "cells.csv has no cells"
+            raise UsageError(f"{folder} is not a complete tganbench results folder ({problem})")
+    return Results(folder, cells, evals, manifest)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A CSV file as a table; a missing or empty file is an empty table."""
+    try:
+        return pd.read_csv(path)
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return pd.DataFrame()
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -119,11 +258,8 @@ class ResultsStore:
         Returns how many were kept. Rows not kept (failed cells, say) are dropped
         from both files when the next cell is written.
         """
-        cells_path, evals_path = self.out_dir / "cells.csv", self.out_dir / "evals.csv"
-        if not cells_path.is_file():
-            return 0
-        cells = pd.read_csv(cells_path).to_dict("records")
-        evals = pd.read_csv(evals_path).to_dict("records") if evals_path.is_file() else []
+        results = read_results(self.out_dir, partial=True)
+        cells, evals = results.cells.to_dict("records"), results.evals.to_dict("records")
         kept = [row for row in cells if keep(row)]
         keys = {cell_key(row) for row in kept}
         self.cells = kept
@@ -132,9 +268,9 @@ class ResultsStore:
 
     def clear(self) -> None:
         """Remove the results a previous run left in the folder (only the files and folders tganbench writes)."""
-        for name in RESULT_FILES:
+        for name in WRITTEN_FILES:
             (self.out_dir / name).unlink(missing_ok=True)
-        for name in RESULT_FOLDERS:
+        for name in WRITTEN_FOLDERS:
             shutil.rmtree(self.out_dir / name, ignore_errors=True)
 
     def log_error(self, text: str) -> None:

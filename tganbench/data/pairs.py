@@ -41,7 +41,7 @@ class Pair:
     shown by ``tganbench list``. ``families`` names the shape families of a
     procedural pair, so runs report the share of samples recognised as each.
     ``symmetries`` lists the transformations its images' distribution is
-    invariant to (``tganbench.augment.SYMMETRIES``); ``--real-symmetries auto``
+    invariant to (``tganbench.augmentations.symmetries.SYMMETRIES``); ``--real-symmetries auto``
     applies them to the real images D sees.
     """
 

@@ -39,7 +39,7 @@ RECOGNISED = Metric(
     name="recognised", title="recognised", direction="higher", every_evaluation=True,
     columns={"recognised": "recognised", "recognised_source": "recognised_source"}, compute=_recognised,
     threshold="0.1", unit="share", applies=_has_families,
-    description="share of samples the recognition network names as the target shape (embedded pairs)",
+    description="% of the final samples the recognition network names as the target shape",
 )
 
 

@@ -1,15 +1,16 @@
-"""Figures of one run: FD curves over training, final FD per strategy, and where the time went.
+"""Figures of one run: metric curves over training, final values per strategy, and where the time went.
 
 Every function draws on its own ``matplotlib.figure.Figure`` (no pyplot, so no
 display and no global state) and writes one PNG. Means and bands are over
 seeds, with the same 95% Student-t interval as the summary table
-(:func:`tganbench.report.mean_interval`); non-finite FD values (diverged
-cells) are left out rather than plotted.
+(:func:`tganbench.reporting.statistics.mean_interval`); non-finite values
+(diverged cells) are left out rather than plotted. The curves show every
+metric the folder records at every evaluation; the final-value and time
+figures show the primary metric (FD today).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from tganbench.report import BASELINE, mean_interval, metric_label
-from tganbench.store import REFERENCE_GRID, shots_grid
+from tganbench.reporting.statistics import mean_interval
+from tganbench.reporting.tables import BASELINE, joined, metric_title, primary_metric, with_result_columns
+from tganbench.store import REFERENCE_GRID, RecordedMetric, Results, shots_grid
 
 DPI = 100
 SOURCE_LABEL = "source pretraining (once, shared)"
@@ -53,20 +55,31 @@ def curve_over_seeds(evals: pd.DataFrame, x: str = "step", column: str = "fd") -
     return pd.DataFrame(rows, columns=list(dict.fromkeys(["step", x, "mean", "low", "high"])))
 
 
-def plot_fd_curves(cells: pd.DataFrame, evals: pd.DataFrame, path: Path) -> Path:
-    """FD over training steps: one panel per shot count, one line per strategy (mean over seeds, 95% band).
+def plot_curves(cells: pd.DataFrame, evals: pd.DataFrame, metrics: list[RecordedMetric], path: Path) -> Path:
+    """Metrics over training steps: one row of panels per metric, one panel per shot count, one line per strategy.
 
-    When the evaluations recorded what the samples show (``recognised``), a
-    second row of panels plots that share in percent.
+    Lines are means over seeds with a 95% band. There is a row for the primary
+    metric, and one for every other metric evaluated at every evaluation whose
+    evaluations have a finite value; a share is plotted in percent.
     """
-    metric = metric_label(cells)
     strategies = _run_order(cells)
     colours = strategy_colours(strategies)
     shots = sorted(cells["shots"].unique())
-    rows = [("fd", f"{metric} (lower is better)")]
-    if "recognised" in evals and np.isfinite(evals["recognised"].to_numpy(dtype=float)).any():
-        evals = evals.assign(recognised_percent=evals["recognised"] * 100)
-        rows.append(("recognised_percent", "recognised as target, % (higher is better)"))
+    primary = primary_metric(metrics)
+    rows, titles = [], []
+    for metric in metrics:
+        column = metric.headline
+        shown = column in evals and np.isfinite(evals[column].to_numpy(dtype=float)).any()
+        if metric is not primary and not (metric.every_evaluation and shown):
+            continue
+        if column not in evals:
+            evals = evals.assign(**{column: math.nan})
+        if metric.unit == "share":
+            column = f"{column} (percent)"
+            evals = evals.assign(**{column: evals[metric.headline] * 100})
+        percent = ", %" if metric.unit == "share" else ""
+        rows.append((column, f"{metric_title(metric, cells)}{percent} ({metric.direction} is better)"))
+        titles.append(metric_title(metric, cells))
     figure = Figure(figsize=(max(6.0, 4.5 * len(shots) + 2.0), 4.0 * len(rows)), layout="constrained")
     grid = figure.subplots(len(rows), len(shots), sharey="row", sharex="col", squeeze=False)
     for axes, (column, ylabel) in zip(grid, rows):
@@ -76,8 +89,7 @@ def plot_fd_curves(cells: pd.DataFrame, evals: pd.DataFrame, path: Path) -> Path
                for label in strategies]
     figure.legend(handles, _legend_labels(strategies), loc="outside lower center", ncols=min(len(strategies), 4),
                   fontsize="small")
-    shown = metric if len(rows) == 1 else f"{metric} and recognition"
-    figure.suptitle(f"{shown} during training: mean over {_seed_text(cells)}{_band_text(cells)}")
+    figure.suptitle(f"{joined(titles)} during training: mean over {_seed_text(cells)}{_band_text(cells)}")
     return _save(figure, path)
 
 
@@ -106,14 +118,14 @@ def _plot_curve_row(axes: Any, cells: pd.DataFrame, evals: pd.DataFrame, column:
         ax.grid(alpha=0.3)
 
 
-def plot_final_fd(cells: pd.DataFrame, path: Path) -> Path:
-    """Final FD per strategy as bars with 95% error bars over ok seeds, one panel per shot count.
+def plot_final(cells: pd.DataFrame, metric: RecordedMetric, path: Path) -> Path:
+    """``metric``'s final value per strategy as bars with 95% error bars over ok seeds, one panel per shot count.
 
     ``scratch`` is the reference: its bar is hatched and a dashed line marks
     its mean across the panel. Dots are the individual seeds; a bar with fewer
     ok seeds than cells says how many were ok.
     """
-    metric = metric_label(cells)
+    title = metric_title(metric, cells)
     strategies = _run_order(cells)
     colours = strategy_colours(strategies)
     shots = sorted(cells["shots"].unique())
@@ -124,7 +136,7 @@ def plot_final_fd(cells: pd.DataFrame, path: Path) -> Path:
         for x, label in enumerate(present):
             group = cells[(cells["shots"] == k) & (cells["strategy"] == label)]
             ok = group[group["status"] == "ok"]
-            values = ok["fd_final"].to_numpy(dtype=float)
+            values = ok[metric.final].to_numpy(dtype=float)
             values = values[np.isfinite(values)]
             mean, _, low, high = mean_interval(values)
             note = f"{len(values)}/{len(group)} ok" if len(values) < len(group) else ""
@@ -148,7 +160,7 @@ def plot_final_fd(cells: pd.DataFrame, path: Path) -> Path:
         ax.grid(axis="y", alpha=0.3)
         if not present:
             _no_data(ax, "no cells")
-    axes[0].set_ylabel(f"final {metric} (lower is better)")
+    axes[0].set_ylabel(f"final {title} ({metric.direction} is better)")
     handles = [Patch(facecolor="white", edgecolor="black", hatch="//"),
                Line2D([], [], color="black", linestyle="--", linewidth=1),
                Line2D([], [], color="black", marker="o", markersize=3, linestyle="")]
@@ -157,20 +169,22 @@ def plot_final_fd(cells: pd.DataFrame, path: Path) -> Path:
         handles.append(Line2D([], [], color="black", marker="_", markersize=10, linestyle=""))
         labels.append("95% t-interval")
     figure.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize="small")
-    figure.suptitle(f"Final {metric} per strategy: mean over {_seed_text(cells)}, ok cells only")
+    figure.suptitle(f"Final {title} per strategy: mean over {_seed_text(cells)}, ok cells only")
     return _save(figure, path)
 
 
-def plot_time(cells: pd.DataFrame, evals: pd.DataFrame, source_seconds: float | None, path: Path) -> Path:
-    """Two panels: training seconds per strategy (source pretraining once, apart) and FD against training seconds.
+def plot_time(
+    cells: pd.DataFrame, evals: pd.DataFrame, metric: RecordedMetric, source_seconds: float | None, path: Path
+) -> Path:
+    """Two panels: training seconds per strategy (source pretraining once, apart) and ``metric`` against them.
 
     The left panel averages ``train_seconds`` over seeds and shot counts; the
     source pretraining bar, when ``source_seconds`` is positive, is grey and
     stands apart because every transfer strategy shares the one checkpoint.
-    The right panel plots the mean FD over seeds at each evaluation against
+    The right panel plots ``metric``'s mean over seeds at each evaluation against
     the mean training seconds elapsed by then, at the largest shot count.
     """
-    metric = metric_label(cells)
+    title = metric_title(metric, cells)
     strategies = _run_order(cells)
     colours = strategy_colours(strategies)
     figure = Figure(figsize=(12.0, 4.5), layout="constrained")
@@ -209,7 +223,7 @@ def plot_time(cells: pd.DataFrame, evals: pd.DataFrame, source_seconds: float | 
     drawn = False
     for label in strategies:
         subset = evals[(evals["shots"] == k) & (evals["strategy"] == label)]
-        curve = curve_over_seeds(subset, x="train_seconds")
+        curve = curve_over_seeds(subset, x="train_seconds", column=metric.headline)
         if curve.empty:
             continue
         drawn = True
@@ -220,27 +234,29 @@ def plot_time(cells: pd.DataFrame, evals: pd.DataFrame, source_seconds: float | 
     else:
         _no_data(curve_ax, "no evaluations")
     which = f"{k} shots (the largest of {', '.join(map(str, shots))})" if len(shots) > 1 else f"{k} shots"
-    curve_ax.set_title(f"(b) {metric} vs training time, {which}")
+    curve_ax.set_title(f"(b) {title} vs training time, {which}")
     curve_ax.set_xlabel("training seconds (excluding evaluation)")
-    curve_ax.set_ylabel(f"{metric}, mean over seeds (lower is better)")
+    curve_ax.set_ylabel(f"{title}, mean over seeds ({metric.direction} is better)")
     curve_ax.grid(alpha=0.3)
     return _save(figure, path)
 
 
-def plot_samples(results_dir: Path, cells: pd.DataFrame, shots: int, seed: int, path: Path) -> Path:
+def plot_samples(results: Results, shots: int, seed: int, path: Path) -> Path:
     """Side by side: held-out reference images, the real training shots, then each strategy's samples.
 
     Every strategy's grid comes from the same fixed noise of ``seed``; the grids
     are the PNGs the run saved under ``samples/``. Missing files are skipped.
+    Each title gives the cell's status and its shares (``83% recognised``).
     """
-    results_dir = Path(results_dir)
+    results_dir, cells = results.folder, results.cells
+    shares = [metric for metric in results.metrics if metric.unit == "share" and metric.final in cells]
     cell_rows = cells[(cells["shots"] == shots) & (cells["seed"] == seed)]
     panels = [("held-out reference", results_dir / REFERENCE_GRID),
               (f"{shots} training shots", results_dir / shots_grid(shots, seed))]
     for _, row in cell_rows.iterrows():
         if isinstance(row.get("samples"), str):
-            shown = row.get("recognised")
-            seen = f", {shown:.0%} recognised" if isinstance(shown, float) and math.isfinite(shown) else ""
+            seen = "".join(f", {row[metric.final]:.0%} {metric.title}" for metric in shares
+                           if isinstance(row[metric.final], float) and math.isfinite(row[metric.final]))
             panels.append((f"{row['strategy']} ({row['status']}{seen})", results_dir / row["samples"]))
     panels = [(title, file) for title, file in panels if file.is_file()]
     columns = min(4, max(1, len(panels)))
@@ -256,28 +272,27 @@ def plot_samples(results_dir: Path, cells: pd.DataFrame, shots: int, seed: int, 
     return _save(figure, path)
 
 
-def write_plots(results_dir: Path) -> list[Path]:
-    """Read ``cells.csv``, ``evals.csv`` and ``manifest.json`` and write the three figures into ``plots/``.
+def write_figures(results: Results) -> list[Path]:
+    """Write the curves, the final values and the time figure of a results folder into its ``plots/``.
 
-    Returns the paths of ``fd_curves.png``, ``final_fd.png`` and ``time.png``.
+    Returns the paths of ``fd_curves.png``, ``final_fd.png`` and ``time.png``
+    (the names say FD because FD is the primary metric of every run so far).
     """
-    results_dir = Path(results_dir)
-    cells = pd.read_csv(results_dir / "cells.csv")
-    evals_path = results_dir / "evals.csv"
-    evals = pd.read_csv(evals_path) if evals_path.exists() else pd.DataFrame()
-    if evals.empty:
-        evals = pd.DataFrame(columns=["pair", "shots", "strategy", "seed", "step", "train_seconds", "fd"])
-    manifest = json.loads((results_dir / "manifest.json").read_text())
-    source = manifest.get("source") or {}
+    metrics = results.metrics
+    cells = with_result_columns(results.cells, metrics)
+    columns = ["shots", "strategy", "seed", "step", "train_seconds", *(metric.headline for metric in metrics)]
+    evals = results.evals.reindex(columns=[*results.evals.columns, *(c for c in columns if c not in results.evals)])
+    source = results.manifest.get("source") or {}
     # A shipped source was trained once, outside every run: the summary gives its time; no bar here.
     source_seconds = None if source.get("shipped") else source.get("seconds")
-    out = results_dir / "plots"
+    out = results.folder / "plots"
     out.mkdir(parents=True, exist_ok=True)
     curves, final, time = (out / name for name in PLOT_FILES)
+    primary = primary_metric(metrics)
     return [
-        plot_fd_curves(cells, evals, curves),
-        plot_final_fd(cells, final),
-        plot_time(cells, evals, source_seconds, time),
+        plot_curves(cells, evals, metrics, curves),
+        plot_final(cells, primary, final),
+        plot_time(cells, evals, primary, source_seconds, time),
     ]
 
 

@@ -1,11 +1,13 @@
 """``tganbench compare BASELINE CURRENT``: the regression gate on sample quality and time.
 
-Cells are matched by (pair content, shots, strategy with its parameters). For
-every gated metric (FD, KID and time are lower-is-better; ``recognised``, the
-share of samples showing the target shape on the embedded pairs, is
-higher-is-better) a cell regresses when
+Cells are matched by (pair content, shots, strategy with its parameters). The
+gated columns follow the metrics the results folders record: each metric's
+headline (and, for the metric whose best value is kept, that best value) is
+gated in the metric's own direction with the metric's default threshold, as is
+the training time (``train_seconds``, lower is better, 50%). A cell regresses
+on a column when
 
-* the mean over seeds got worse by more than the metric's threshold
+* the mean over seeds got worse by more than the threshold
   (``10%`` relative to the baseline, or an absolute ``0.5``), **and**
 * the seeds support it: with two or more seeds on both sides, a one-sided
   t-test at the 5% level, paired on the seeds both runs share
@@ -25,7 +27,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,19 +35,57 @@ from scipy import stats
 from tabulate import tabulate
 
 from tganbench.errors import UsageError
-from tganbench.render import load_results
+from tganbench.reporting.tables import primary_metric
+from tganbench.store import LEGACY_METRICS, RecordedMetric, read_results
 
 SIGNIFICANCE = 0.05
-# Gated metrics: cells.csv column -> how the table names it. Lower is better but for HIGHER_IS_BETTER.
-METRICS = {"fd_final": "final FD", "fd_best": "best FD", "kid_mean": "KID", "train_seconds": "train s",
-           "recognised": "recognised"}
-HIGHER_IS_BETTER = ("recognised",)
-ALIASES = {"fd": "fd_final", "kid": "kid_mean", "time": "train_seconds"}
-# recognised: a share in [0, 1]; losing 0.1 (ten percentage points) of the samples' target shape regresses.
-DEFAULT_THRESHOLDS = {"fd_final": "10%", "fd_best": "10%", "train_seconds": "50%", "recognised": "0.1"}
+TIME = "train_seconds"
+# Names that --max-regression accepted before metrics were recorded; they keep working.
+ALIASES = {"time": TIME}
 # Protocol entries that may differ between two runs being compared (reported instead).
 NOT_PROTOCOL = ("device",)
 CELL = ["pair_fingerprint", "shots", "strategy"]
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A cells.csv column compare can gate: how the table names it, its direction, its default threshold."""
+
+    column: str
+    label: str
+    higher_is_better: bool = False
+    default: str | None = None
+
+
+def gates_for(metrics: list[RecordedMetric]) -> dict[str, Gate]:
+    """Every gateable cells.csv column of ``metrics`` plus the training time, in table order.
+
+    A metric's headline gets the metric's threshold by default, as does its
+    best value when it keeps one; its other columns are gated only when asked.
+    The primary metric (:func:`~tganbench.reporting.tables.primary_metric`) and
+    the time it cost come first, then the other metrics in display order.
+    """
+    gates: dict[str, Gate] = {}
+    primary = primary_metric(metrics)
+    for metric in sorted(metrics, key=lambda metric: metric is not primary):
+        higher = metric.higher_is_better
+        for column in metric.columns.values():
+            headline = column == metric.final
+            label = (f"final {metric.title}" if metric.best else metric.title) if headline else column
+            gates[column] = Gate(column, label, higher, metric.threshold if headline else None)
+        if metric.best:
+            gates[metric.best_column] = Gate(metric.best_column, f"best {metric.title}", higher, metric.threshold)
+        if metric is primary:
+            gates[TIME] = Gate(TIME, "train s", False, "50%")
+    gates.setdefault(TIME, Gate(TIME, "train s", False, "50%"))
+    return gates
+
+
+def gate_names(metrics: list[RecordedMetric]) -> dict[str, str]:
+    """What ``--max-regression NAME=...`` accepts: column names, metric names (their headline) and aliases."""
+    names = {column: column for column in gates_for(metrics)}
+    names.update({metric.name: metric.final for metric in metrics})
+    return {**names, **ALIASES}
 
 
 @dataclass(frozen=True)
@@ -65,13 +105,18 @@ class Threshold:
         return f"+{self.limit * 100:g}%" if self.relative else f"+{self.limit:g}"
 
 
-def parse_threshold(text: str) -> Threshold | tuple[str, None]:
-    """``fd=10%``, ``train_seconds=25%``, ``kid=0.5`` (absolute) or ``time=off``; a UsageError otherwise."""
+def parse_threshold(text: str, metrics: list[RecordedMetric] | None = None) -> Threshold | tuple[str, None]:
+    """``fd=10%``, ``train_seconds=25%``, ``kid=0.5`` (absolute) or ``time=off``; a UsageError otherwise.
+
+    Names are those of :func:`gate_names` for ``metrics`` (by default the metrics
+    of a folder written before metrics were recorded).
+    """
+    names = gate_names(list(LEGACY_METRICS) if metrics is None else metrics)
     name, _, value = text.partition("=")
-    metric = ALIASES.get(name.strip(), name.strip())
-    if metric not in METRICS or not value:
+    metric = names.get(name.strip())
+    if metric is None or not value:
         raise UsageError(
-            f"--max-regression expects METRIC=VALUE with METRIC one of {', '.join([*METRICS, *ALIASES])} "
+            f"--max-regression expects METRIC=VALUE with METRIC one of {', '.join(names)} "
             f"and VALUE like 10% or 0.5 or off, got '{text}'"
         )
     value = value.strip()
@@ -86,11 +131,13 @@ def parse_threshold(text: str) -> Threshold | tuple[str, None]:
     return Threshold(metric, limit, value.endswith("%"))
 
 
-def thresholds_from(options: list[str]) -> dict[str, Threshold]:
-    """The defaults, overridden by ``--max-regression`` options in order."""
+def thresholds_from(options: list[str], metrics: list[RecordedMetric] | None = None) -> dict[str, Threshold]:
+    """Each gate's default threshold, overridden by ``--max-regression`` options in order."""
+    metrics = list(LEGACY_METRICS) if metrics is None else metrics
+    defaults = [f"{column}={gate.default}" for column, gate in gates_for(metrics).items() if gate.default]
     chosen: dict[str, Threshold | None] = {}
-    for text in [f"{metric}={value}" for metric, value in DEFAULT_THRESHOLDS.items()] + list(options):
-        parsed = parse_threshold(text)
+    for text in defaults + list(options):
+        parsed = parse_threshold(text, metrics)
         if isinstance(parsed, Threshold):
             chosen[parsed.metric] = parsed
         else:
@@ -153,12 +200,20 @@ class Comparison:
 def compare(
     baseline_dir: Path,
     current_dir: Path,
-    thresholds: dict[str, Threshold],
+    max_regression: Sequence[str] = (),
     allow_protocol_change: bool = False,
 ) -> Comparison:
-    """Compare two results folders cell by cell; raises UsageError for bad input or a protocol mismatch."""
-    base_cells, _, base_manifest = load_results(baseline_dir)
-    cur_cells, _, cur_manifest = load_results(current_dir)
+    """Compare two results folders cell by cell; raises UsageError for bad input or a protocol mismatch.
+
+    ``max_regression`` are ``--max-regression NAME=LIMIT`` options, applied over
+    the default thresholds of the metrics the two folders record.
+    """
+    baseline, current_results = read_results(baseline_dir), read_results(current_dir)
+    metrics = _compared_metrics(baseline.metrics, current_results.metrics)
+    gates = gates_for(metrics)
+    thresholds = thresholds_from(list(max_regression), metrics)
+    base_cells, base_manifest = baseline.cells, baseline.manifest
+    cur_cells, cur_manifest = current_results.cells, current_results.manifest
     notes = [f"baseline `{baseline_dir}`, current `{current_dir}`"]
     differences = protocol_differences(base_manifest, cur_manifest)
     if differences and not allow_protocol_change:
@@ -190,16 +245,17 @@ def compare(
             counts = current.loc[current["status"] != "ok", "status"].value_counts()
             statuses = ", ".join(f"{count} {status}" for status, count in counts.items())
             rows.append({**label, "metric": "status", "verdict": f"REGRESSION: {statuses} (baseline: all ok)"})
-        for metric, threshold in thresholds.items():
-            if metric not in base.columns or metric not in current.columns:
+        for column, gate in gates.items():
+            threshold = thresholds.get(column)
+            if threshold is None or column not in base.columns or column not in current.columns:
                 continue
-            b = base_ok.set_index("seed")[metric].dropna()
-            c = cur_ok.set_index("seed")[metric].dropna()
+            b = base_ok.set_index("seed")[column].dropna()
+            c = cur_ok.set_index("seed")[column].dropna()
             if b.empty or c.empty:
                 continue
             single_seed |= min(len(b), len(c)) < 2
-            rows.append({**label, "metric": METRICS[metric],
-                         **_verdict(b, c, threshold, higher_is_better=metric in HIGHER_IS_BETTER)})
+            rows.append({**label, "metric": gate.label,
+                         **_verdict(b, c, threshold, higher_is_better=gate.higher_is_better)})
     for key in cur_groups.keys() - base_groups.keys():
         rows.append({"shots": key[1], "strategy": key[2], "metric": "cell", "verdict": "new (not in the baseline)"})
     if single_seed:
@@ -208,6 +264,18 @@ def compare(
                  f"p < {SIGNIFICANCE} (paired on shared seeds)")
     columns = ["shots", "strategy", "metric", "baseline", "current", "change", "threshold", "seeds", "p", "verdict"]
     return Comparison(pd.DataFrame(rows).reindex(columns=columns).fillna(""), notes)
+
+
+def _compared_metrics(baseline: Sequence[RecordedMetric], current: Sequence[RecordedMetric]) -> list[RecordedMetric]:
+    """The metrics of the baseline, then those only the current run records, then the legacy ones.
+
+    Legacy names stay accepted by ``--max-regression`` even where a folder does
+    not hold them; a column neither folder has is skipped.
+    """
+    chosen: dict[str, RecordedMetric] = {}
+    for metric in [*baseline, *current, *LEGACY_METRICS]:
+        chosen.setdefault(metric.name, metric)
+    return list(chosen.values())
 
 
 def _ok(cells: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,92 @@
+"""Everything a results folder shows, rebuilt from its data: summary.md, the figures, sample overviews, report.html.
+
+``tganbench run`` calls :func:`build_report` when it ends and ``tganbench report
+DIR`` calls it again on demand, so the artefacts never need a rerun.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from tganbench.errors import UsageError
+from tganbench.reporting import protocol
+from tganbench.reporting.figures import plot_samples, write_figures
+from tganbench.reporting.html import write_html
+from tganbench.reporting.tables import format_table, summary_caption, summary_table
+from tganbench.store import Results, atomic_write_text, read_results
+
+FIGURE_CAPTIONS = {
+    "fd_curves.png": "FD (and, for the embedded pairs, the share of samples recognised as the target shape) "
+                     "during training: mean over seeds with a 95% band, one panel per shot count.",
+    "final_fd.png": "Final FD per strategy with 95% intervals; scratch is the reference.",
+    "time.png": "Training time per strategy (source pretraining once, apart) and FD against training seconds.",
+}
+# What the summary's protocol paragraph reads from manifest.json.
+MANIFEST_KEYS = ("config", "pair_fingerprint", "n_reference", "device", "source")
+GRIDS_NOTE = ("Every cell's final samples are in `samples/` (one PNG per shots, seed and strategy), beside the "
+              "real shots of each seed and the held-out reference images.")
+
+
+def build_report(out_dir: Path) -> list[Path]:
+    """Write summary.md, the figures, one sample overview per shot count and report.html; returns their paths.
+
+    Raises a one-line UsageError when ``out_dir`` is not a readable results folder.
+    """
+    results = read_results(out_dir)
+    missing = [key for key in MANIFEST_KEYS if key not in results.manifest]
+    if missing:
+        raise UsageError(f"{results.folder} cannot be reported: its manifest.json lacks {', '.join(missing)} "
+                         "(written by an older tganbench, or not by tganbench)")
+    folder = results.folder
+    figures = write_figures(results)
+    seed = int(results.cells["seed"].iloc[0])
+    overviews = [
+        plot_samples(results, int(shots), seed, folder / "plots" / f"samples-{shots}shots-seed{seed}.png")
+        for shots in pd.unique(results.cells["shots"])
+    ]
+    images = [(FIGURE_CAPTIONS.get(path.name, path.stem), path) for path in figures]
+    images += [
+        (f"Final samples, {path.stem.split('-')[1]}, seed {seed}: held-out reference images, the real training "
+         "shots, and every strategy from the same fixed noise.", path)
+        for path in overviews
+    ]
+    table = _table(results)
+    summary_path = folder / "summary.md"
+    links = "\n\n".join(f"![{caption}]({path.relative_to(folder).as_posix()})" for caption, path in images)
+    atomic_write_text(summary_path, f"{summary_markdown(results, table)}\n## Figures\n\n{links}\n\n{GRIDS_NOTE}\n")
+    paragraphs = [_protocol(results), [_caption(results)]]
+    html = write_html(folder, _title(results), paragraphs, table, images)
+    return [summary_path, *figures, *overviews, html]
+
+
+def summary_markdown(results: Results, table: pd.DataFrame | None = None) -> str:
+    """The ``summary.md`` page: the protocol in one paragraph, then the caption and the table.
+
+    ``table`` is the summary table when already computed.
+    """
+    table = _table(results) if table is None else table
+    return (f"# {_title(results)}\n\n{protocol.markdown(_protocol(results))}\n\n{_caption(results)}\n\n"
+            f"{format_table(table, markdown=True)}\n")
+
+
+def _title(results: Results) -> str:
+    return f"tganbench results: {results.manifest.get('run_id', results.folder.name)}"
+
+
+def _target(results: Results) -> float | None:
+    """The value time to quality aims for (``--fd-target``); None: scratch's final value."""
+    return results.manifest["config"].get("fd_target")
+
+
+def _caption(results: Results) -> str:
+    return summary_caption(results.cells, _target(results), results.metrics)
+
+
+def _protocol(results: Results) -> protocol.Pieces:
+    return protocol.protocol_paragraph(results.manifest, results.cells, results.metrics)
+
+
+def _table(results: Results) -> pd.DataFrame:
+    return summary_table(results.cells, results.evals, _target(results), results.metrics)
