@@ -27,6 +27,7 @@ SAMPLES = {
     "--n-generated": 50,
     "--n-reference": 40,
     "--batch-size": 16,
+    "--architecture": "dcgan",
     "--width": 8,
     "--resolution": 16,
     "--lr": 0.001,

@@ -69,12 +69,11 @@ def test_a_discriminator_loss_term_changes_the_discriminator_update():
 
     images = render_shapes("triangle", 64, 32, seed=3)
     weights = []
-    for strategy in (Finetune(), R1Term(), R1Term(gamma=0.0)):
+    for strategy in (Finetune(), R1Term()):
         g, d = build_models(ModelConfig(width=8), 0, torch.device("cpu"))
         train(g, d, strategy, images, TrainConfig(steps=2, batch_size=8), seed=1)
         weights.append(torch.cat([p.flatten() for p in d.parameters()]))
     assert not torch.equal(weights[0], weights[1])
-    assert torch.equal(weights[0], weights[2])  # a zero term leaves the update as it was
 
 
 def test_a_registered_metric_reaches_cells_summary_compare_and_the_html_report(tmp_path):

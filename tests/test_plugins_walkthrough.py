@@ -68,3 +68,57 @@ def test_example_packaged_with_the_documented_entry_point_is_discovered(plugin_d
     listed = run_cli("list")
     row = next(line for line in listed.stdout.splitlines() if line.startswith("freeze-d-but-last"))
     assert row.rstrip().endswith("my-freeze")
+
+
+@pytest.fixture
+def ewc_file(tmp_path):
+    """The loss-level example's my_ewc.py, written as printed."""
+    path = tmp_path / "my_ewc.py"
+    path.write_text(_block("python", "# my_ewc.py"))
+    yield path
+    sys.modules.pop("my_ewc", None)
+
+
+def test_loss_level_example_is_about_30_lines():
+    assert len(_block("python", "# my_ewc.py").strip().splitlines()) <= 40
+
+
+def test_loss_level_example_passes_check_plugin(ewc_file):
+    result = run_cli("check-plugin", "ewc-like", "--plugin", str(ewc_file))
+    assert result.code == 0, result.stdout + result.stderr
+    assert "7 of 7 checks passed" in result.stdout
+
+
+def test_loss_level_example_keeps_g_nearer_the_source_than_finetuning(ewc_file):
+    """The printed commands run, and the penalty does what it says: G's weights move far less from the
+    source's where the source's output depends on them (the Fisher-weighted distance)."""
+    import importlib.util
+
+    import torch
+
+    from tganbench.data.shapes import render_shapes
+    from tganbench.models import ModelConfig, build_models
+    from tganbench.strategies.finetune import Finetune
+    from tganbench.train import TrainConfig, train
+
+    spec = importlib.util.spec_from_file_location("my_ewc", ewc_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    images = render_shapes("triangle", 64, 32, seed=3)
+    moved = []
+    ewc = module.EWCLike()
+    for strategy in (ewc, Finetune()):
+        g, d = build_models(ModelConfig(width=8), 0, torch.device("cpu"))
+        source = {"g": {k: v.clone() for k, v in g.state_dict().items()},
+                  "d": {k: v.clone() for k, v in d.state_dict().items()}}
+        before = [p.detach().clone() for p in g.parameters()]
+        train(g, d, strategy, images, TrainConfig(steps=30, batch_size=16), seed=1, source_weights=source)
+        moved.append(sum(float((f * (p.detach() - b).square()).sum())
+                         for f, p, b in zip(ewc.fisher, g.parameters(), before)))
+    assert moved[0] < moved[1] / 10
+    commands = re.findall(r"```bash\n(tganbench check-plugin ewc-like.*?)```", PAGE, flags=re.S)[0].splitlines()
+    out = ewc_file.parent / "run"
+    args = commands[1].split()[1:] + ["--out", str(out)]
+    result = run_cli(*[str(ewc_file) if a == "my_ewc.py" else a for a in args])
+    assert result.code == 0, result.stderr
+    assert list(pd.read_csv(out / "cells.csv")["strategy"]) == ["ewc-like", "finetune"]

@@ -150,4 +150,4 @@ def test_reference_features_are_cached_and_a_corrupt_cache_is_rebuilt(tmp_path):
     third = Evaluator(spec, reference, CPU, 5, 20, cache_dir=tmp_path, log=lines.append)
     assert not third.reference_cached
     assert torch.equal(third.reference_features, first.reference_features)
-    assert any("unreadable" in line and "recomputing" in line for line in lines)
+    assert any("unreadable" in line and "rebuilding" in line for line in lines)

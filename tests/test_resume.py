@@ -202,8 +202,8 @@ def test_a_damaged_source_checkpoint_cache_is_rebuilt(tmp_path, damage):
     checkpoint.write_bytes(bytes(data))
     second = run_cli(*args, "--out", str(tmp_path / "second"))
     assert second.code == 0, second.stderr
-    assert f"source: cached checkpoint {checkpoint} is unreadable or corrupt" in second.stderr
-    assert "retraining it" in second.stderr
+    assert f"source: cache file {checkpoint} is unreadable or corrupt" in second.stderr
+    assert "rebuilding it" in second.stderr
     third = run_cli(*args, "--out", str(tmp_path / "third"))
     assert "reusing cached checkpoint" in third.stderr
     fd = [pd.read_csv(tmp_path / name / "cells.csv")["fd_final"].iloc[0] for name in ("first", "second", "third")]

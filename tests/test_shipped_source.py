@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 import pytest
 import torch
@@ -15,16 +15,17 @@ from tganbench.config import resolve_config
 from tganbench.data.embedded import ShapesPair
 from tganbench.fingerprints import tensor_fingerprint
 from tganbench.metrics.recognition import recognised
-from tganbench.models import ModelConfig, build_models
+from tganbench.models import DCGAN, ModelConfig, ModelSpec, build_models
 from tganbench.shipped_sources import find_shipped, load_shipped, shipped_sources as all_shipped
 from tganbench.train import sample_images
 
 QUICK = resolve_config("quick")
+QUICK_MODEL = ModelSpec(DCGAN(width=QUICK.width, d_norm=QUICK.d_norm), QUICK.resolution, QUICK.z_dim)
 
 
 def _quick_entry():
     data = ShapesPair("shapes", "disk", "triangle").load(QUICK.resolution)
-    entry = find_shipped(tensor_fingerprint(data.source), QUICK.model_config())
+    entry = find_shipped(tensor_fingerprint(data.source), QUICK_MODEL)
     assert entry is not None, "no shipped source checkpoint fits the quick profile's architecture"
     return entry
 
@@ -33,8 +34,8 @@ def test_the_quick_profile_has_a_shipped_source_for_every_embedded_pair():
     entry = _quick_entry()
     for target in ("square", "cross"):
         data = ShapesPair("p", "disk", target).load(QUICK.resolution)
-        assert find_shipped(tensor_fingerprint(data.source), QUICK.model_config()) == entry
-    assert find_shipped(tensor_fingerprint(data.source), replace(QUICK.model_config(), width=QUICK.width + 1)) is None
+        assert find_shipped(tensor_fingerprint(data.source), QUICK_MODEL) == entry
+    assert find_shipped(tensor_fingerprint(data.source), ModelSpec(DCGAN(width=QUICK.width + 1), QUICK.resolution, QUICK.z_dim)) is None
 
 
 def test_the_shipped_source_draws_disks():

@@ -59,13 +59,13 @@ def tganbench_register_feature_extractors(register: Callable[[ExtractorSpec], No
 
 
 @hookspec
-def tganbench_register_architectures(register: Callable[[Architecture], None]) -> None:
-    """Called once while plugins load; call ``register(architecture)`` for each G/D architecture.
+def tganbench_register_architectures(register: Callable[[type[Architecture]], None]) -> None:
+    """Called once while plugins load; call ``register(ArchitectureClass)`` for each G/D architecture.
 
-    :param register: takes a ``tganbench.Architecture`` with a unique ``name``, a
+    :param register: takes a ``tganbench.Architecture`` subclass with a unique ``name``, a
         ``description``, ``parameters`` (defaults, overridable as
-        ``--architecture NAME[k=v]``) and ``build(resolution, z_dim, seed, **params)``
-        returning ``(generator, discriminator)`` that follow the model contract.
+        ``--architecture NAME[k=v]``) and ``build(resolution, z_dim)`` returning
+        ``(generator, discriminator)`` that follow the model contract (``tganbench/models/base.py``).
 
     The return value is ignored.
     """
