@@ -155,3 +155,13 @@ def test_no_import_cycle_inside_the_package():
 
     for module in graph:
         visit(module)
+
+
+def test_each_cell_records_its_optimizer_settings(smoke_run):
+    out, result = smoke_run
+    assert result.code == 0, result.stderr
+    cells = pd.read_csv(out / "cells.csv").set_index("strategy")
+    manifest = json.loads((out / "manifest.json").read_text())
+    run_lr = manifest["config"]["lr"]
+    assert json.loads(cells.loc["finetune", "optimizer"]) == {"lr": run_lr, "beta1": 0.5, "beta2": 0.999}
+    assert json.loads(cells.loc["batchstat", "optimizer"])["lr"] == 1e-3  # batchstat's own scale/shift rate
