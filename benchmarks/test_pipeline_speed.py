@@ -14,7 +14,7 @@ from tganbench.data.embedded import ShapesPair
 from tganbench.metrics.evaluator import Evaluator
 from tganbench.metrics.extractors import tganbench_register_feature_extractors
 from tganbench.models import ModelConfig, build_models
-from tganbench.runner import evaluation_noise
+from tganbench.cell import evaluation_noise
 from tganbench.source import SourcePretraining
 from tganbench.train import sample_images, train
 

@@ -165,3 +165,31 @@ def test_each_cell_records_its_optimizer_settings(smoke_run):
     run_lr = manifest["config"]["lr"]
     assert json.loads(cells.loc["finetune", "optimizer"]) == {"lr": run_lr, "beta1": 0.5, "beta2": 0.999}
     assert json.loads(cells.loc["batchstat", "optimizer"])["lr"] == 1e-3  # batchstat's own scale/shift rate
+
+
+def test_a_cell_description_pickles_and_executes_the_same(tmp_path):
+    """The scale-out seam: a CellSpec survives pickling and executes to the same row."""
+    import pickle
+
+    from tganbench.cell import SharedArtefacts, execute_cell
+    from tganbench.config import resolve_config
+    from tganbench.metric import MetricContext
+    from tganbench.metrics.evaluator import Evaluator
+    from tganbench.plan import plan_run
+    from tganbench.plugins import load_plugins
+    from tganbench.runner import cell_specs
+
+    registry = load_plugins()
+    config = resolve_config("smoke", strategies="scratch", augment="diffaugment[policy=color]", device="cpu",
+                            target_steps=4, eval_every=2)
+    plan = plan_run(config, registry, tmp_path / "data")
+    (spec,) = cell_specs(plan, plan.cells())
+    copy = pickle.loads(pickle.dumps(spec))
+    assert copy.key() == spec.key() == (100, "scratch+diffaugment[policy=color]", 0)
+    evaluator = Evaluator(plan.extractor, plan.reference, torch.device("cpu"), 5, 50)
+    context = MetricContext(evaluator, plan.reference, plan.families)
+    metrics = [entry.obj for entry in registry.metrics.values()]
+    shared = SharedArtefacts(torch.device("cpu"), context, metrics, plan.extractor.name, plan.extractor.metric)
+    rows = [execute_cell(s, shared, quiet=True).row for s in (spec, copy)]
+    numbers = [{k: v for k, v in row.items() if "second" not in k and "memory" not in k} for row in rows]
+    assert numbers[0] == numbers[1]

@@ -26,7 +26,7 @@ from tganbench.metric import Evaluation, Metric, MetricContext
 from tganbench.models import ModelSpec
 from tganbench.source import SourceCheckpoint
 from tganbench.step import sample_images
-from tganbench.store import GRID_IMAGES
+from tganbench.store import GRID_IMAGES, cell_key
 from tganbench.strategy import Strategy
 from tganbench.train import train
 
@@ -54,8 +54,8 @@ class CellSpec:
         return cell_label(self.strategy.label, self.augmentation)
 
     def key(self) -> tuple[int, str, int]:
-        """What identifies the cell within one results folder (``store.cell_key`` of its row)."""
-        return self.shots, self.label, self.seed
+        """What identifies the cell within one results folder: ``store.cell_key`` of its row."""
+        return cell_key(self.row())
 
     def row(self) -> dict[str, Any]:
         """The columns of its ``cells.csv`` row that say which cell it is and which data it used."""
