@@ -9,14 +9,13 @@ from pathlib import Path
 
 import torch
 
-from tganbench.cell import SharedArtefacts, execute_cell
+from tganbench.cell import execute_cell
 from tganbench.config import resolve_config
 from tganbench.errors import UsageError
-from tganbench.metric import MetricContext
 from tganbench.metrics.evaluator import Evaluator
 from tganbench.plan import plan_run
 from tganbench.plugins import Registry
-from tganbench.runner import cell_specs, prepare_source
+from tganbench.runner import cell_specs, prepare_source, shared_artefacts
 from tganbench.strategy import Strategy, parse_strategies
 from tganbench.train import TrainResult, train
 
@@ -144,11 +143,10 @@ def check_strategy(spec: str, registry: Registry, cache_dir: Path) -> list[Check
 
     evaluator = Evaluator(plan.extractor, plan.reference, CPU, kid_subsets=config.kid_subsets,
                           kid_subset_size=config.kid_subset_size)
-    context = MetricContext(evaluator, plan.reference, plan.families)
-    metrics = [e.obj for e in registry.metrics.values() if e.obj.applies is None or e.obj.applies(context)]
-    shared = SharedArtefacts(CPU, context, metrics, plan.extractor.name, plan.extractor.metric, setup["source"])
+    shared = shared_artefacts(plan, registry, evaluator)
+    shared.source = setup["source"]
     row = execute_cell(cell, shared, quiet=True).row
-    scores = {column: row[column] for metric in metrics for column in metric.columns.values()}
+    scores = {column: row[column] for metric in shared.metrics for column in metric.columns.values()}
     checks.append(Check(
         "finite metrics",
         all(math.isfinite(v) for v in scores.values()),

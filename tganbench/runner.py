@@ -69,12 +69,10 @@ def run(
         kid_subsets=config.kid_subsets, kid_subset_size=config.kid_subset_size,
         weights_path=config.feature_extractor_weights, cache_dir=cache_dir, log=log, quiet=quiet,
     )
-    context = MetricContext(evaluator, plan.reference, plan.families)
-    metrics = [entry.obj for entry in registry.metrics.values() if entry.obj.applies is None or entry.obj.applies(context)]
-    shared = SharedArtefacts(plan.device, context, metrics, plan.extractor.name, plan.extractor.metric)
+    shared = shared_artefacts(plan, registry, evaluator)
     store = ResultsStore(out_dir)
     try:
-        return _run_cells(plan, shared, store, registry, expected, resuming, started, cache_dir, log, quiet)
+        return _run_cells(plan, shared, store, registry, resuming, started, cache_dir, log, quiet)
     finally:
         store.close()
 
@@ -94,9 +92,15 @@ def cell_specs(plan: Plan, cells: list[tuple[int, int, Method]]) -> list[CellSpe
     ]
 
 
-def _run_cells(plan: Plan, shared: SharedArtefacts, store: ResultsStore, registry: Registry,
-               expected: dict[str, Any], resuming: bool, started: datetime, cache_dir: Path, log: Log, quiet: bool,
-               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def shared_artefacts(plan: Plan, registry: Registry, evaluator: Evaluator) -> SharedArtefacts:
+    """What every cell of ``plan`` shares, the source checkpoint aside: the scorer and the metrics that apply."""
+    context = MetricContext(evaluator, plan.reference, plan.families)
+    metrics = [entry.obj for entry in registry.metrics.values() if entry.obj.applies is None or entry.obj.applies(context)]
+    return SharedArtefacts(plan.device, context, metrics, plan.extractor.name, plan.extractor.metric)
+
+
+def _run_cells(plan: Plan, shared: SharedArtefacts, store: ResultsStore, registry: Registry, resuming: bool,
+               started: datetime, cache_dir: Path, log: Log, quiet: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The body of ``run`` once the results folder is held: source, manifest, cells, report."""
     hook = registry.manager.hook
     if resuming:
@@ -108,7 +112,7 @@ def _run_cells(plan: Plan, shared: SharedArtefacts, store: ResultsStore, registr
     todo = [spec for spec in cell_specs(plan, plan.cells()) if spec.key() not in finished]
     if any(spec.strategy.from_source for spec in todo):
         shared.source = prepare_source(plan, cache_dir, log, quiet)
-    manifest = _manifest(plan, shared, store, expected, started)
+    manifest = _manifest(plan, shared, store, protocol(plan), started)
     store.write_manifest(manifest)
 
     total = len(finished) + len(todo)
