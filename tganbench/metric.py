@@ -30,6 +30,15 @@ class MetricContext:
     reference: torch.Tensor  # uint8 held-out target images
     families: tuple[str, str] | None  # (source, target) shape families when samples can be recognised
     shots: torch.Tensor | None = None  # uint8 training images of the cell (None before a cell is chosen)
+    _shot_features: torch.Tensor | None = field(default=None, repr=False)
+
+    def shot_features(self) -> torch.Tensor:
+        """The training shots' features in the run's extractor space (K, D), float64; computed once per cell."""
+        if self.shots is None:
+            raise ValueError("this evaluation has no training shots (the metric needs a cell's shots)")
+        if self._shot_features is None:
+            self._shot_features = self.evaluator.features(self.shots)
+        return self._shot_features
 
 
 @dataclass
