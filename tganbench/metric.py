@@ -76,6 +76,10 @@ class Metric:
         unit: ``"number"``, or ``"share"`` (in [0, 1], shown as a percentage).
         best: also record the best value over evaluations and its step
             (``<name>_best``, ``<name>_best_step``); FD's best picks the best checkpoint.
+        select_by: with ``best``, the evals column (one of ``columns``, scored on the
+            validation images) whose best value chooses the step; ``<name>_best`` is then
+            the headline (test) value at that step, and ``<name>_oracle_best`` the best
+            headline value over the evaluations (oracle early stopping, kept under that name).
         applies: whether the metric applies to a run, given its context (None: always).
     """
 
@@ -90,6 +94,7 @@ class Metric:
     unit: str = "number"
     best: bool = False
     applies: Callable[[MetricContext], bool] | None = None
+    select_by: str | None = None
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -98,6 +103,8 @@ class Metric:
             raise ValueError(f"metric '{self.name}': unit must be number or share, got '{self.unit}'")
         if not self.columns:
             raise ValueError(f"metric '{self.name}': columns must name at least one column")
+        if self.select_by is not None and (not self.best or self.select_by not in self.columns):
+            raise ValueError(f"metric '{self.name}': select_by must be one of its columns, and needs best=True")
 
     @property
     def headline(self) -> str:
@@ -108,4 +115,5 @@ class Metric:
         """What the manifest records about the metric (readers of a results folder follow it)."""
         return {"name": self.name, "title": self.title, "description": self.description,
                 "direction": self.direction, "every_evaluation": self.every_evaluation,
-                "columns": dict(self.columns), "best": self.best, "threshold": self.threshold, "unit": self.unit}
+                "columns": dict(self.columns), "best": self.best, "threshold": self.threshold, "unit": self.unit,
+                "select_by": self.select_by}

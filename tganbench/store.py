@@ -33,18 +33,39 @@ LOCK_FILE = ".lock"
 ERRORS_LOG = "errors.log"
 # The files that hold a run's results: what makes a folder a results folder.
 RESULT_FILES = ("cells.csv", "evals.csv", "manifest.json")
+# The reference rows (copy-shots, real, source) of each (shots, seed): beside the cells, never among them.
+REFERENCES_FILE = "references.csv"
 # Everything a run writes into its folder (what a fresh run over an old folder removes).
-WRITTEN_FILES = (*RESULT_FILES, "summary.md", "report.html", ERRORS_LOG)
+WRITTEN_FILES = (*RESULT_FILES, REFERENCES_FILE, "summary.md", "report.html", ERRORS_LOG)
 WRITTEN_FOLDERS = ("plots", "samples")
 # The columns of cell_key: a cell within one results folder (one pair per folder).
-CELL_KEY = ("shots", "strategy", "seed")
+CELL_KEY = ("shots", "strategy", "seed", "source_seed")
+# ``source_seed`` of a cell that starts from random weights (scratch), or of a row written before it was recorded.
+NO_SOURCE = -1
 # What cells.csv must hold to be reported at all.
 CELL_COLUMNS = ("pair", "shots", "strategy", "seed", "status", "metric", "extractor", "n_generated")
 
 
-def cell_key(row: dict[str, Any]) -> tuple[int, str, int]:
-    """What identifies a cell within one results folder: (shots, strategy label, seed)."""
-    return int(row["shots"]), str(row["strategy"]), int(row["seed"])
+def cell_key(row: dict[str, Any]) -> tuple[int, str, int, int]:
+    """What identifies a cell within one results folder: (shots, strategy label, seed, source seed)."""
+    return int(row["shots"]), str(row["strategy"]), int(row["seed"]), source_seed_of(row)
+
+
+def source_seed_of(row: dict[str, Any]) -> int:
+    """The seed of the source checkpoint a row's cell started from; ``NO_SOURCE`` when none (or not recorded)."""
+    value = row.get("source_seed")
+    try:
+        return NO_SOURCE if value is None or value != value else int(value)
+    except (TypeError, ValueError):
+        return NO_SOURCE
+
+
+def with_source_seed(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with an integer ``source_seed`` column (``NO_SOURCE`` where absent), so grouping never drops rows."""
+    if frame.empty and "source_seed" not in frame:
+        return frame
+    values = frame["source_seed"] if "source_seed" in frame else pd.Series(NO_SOURCE, index=frame.index)
+    return frame.assign(source_seed=values.fillna(NO_SOURCE).astype(int))
 
 
 @dataclass(frozen=True)
@@ -54,7 +75,10 @@ class RecordedMetric:
     ``columns`` maps each evals.csv column to the cells.csv column that holds
     its value at the final evaluation; the first entry is the headline (shown
     in the summary, gated by ``compare``, plotted). With ``best``, cells.csv also
-    holds ``<name>_best`` and ``<name>_best_step``. ``threshold`` is compare's
+    holds ``<name>_best`` and ``<name>_best_step``: with ``select_by`` (an
+    evals.csv column scored on the validation images) the test value at the
+    step where ``select_by`` was best, and ``<name>_oracle_best``, the best test
+    value over the evaluations (oracle early stopping, named as such). ``threshold`` is compare's
     default limit for the headline ("10%", "0.1" or None); ``unit`` is
     "number" or "share" (a value in [0, 1], shown as a percentage).
     """
@@ -68,6 +92,7 @@ class RecordedMetric:
     threshold: str | None = None
     unit: str = "number"
     description: str = ""
+    select_by: str | None = None
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> RecordedMetric:
@@ -97,6 +122,11 @@ class RecordedMetric:
     @property
     def best_step_column(self) -> str:
         return f"{self.name}_best_step"
+
+    @property
+    def oracle_column(self) -> str:
+        """``<name>_oracle_best``: the best test value over the evaluations (only with ``select_by``)."""
+        return f"{self.name}_oracle_best"
 
 
 # What a results folder written before metrics were recorded holds: exactly these columns.
@@ -130,6 +160,7 @@ class Results:
     cells: pd.DataFrame
     evals: pd.DataFrame
     manifest: dict[str, Any]
+    references: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def metrics(self) -> list[RecordedMetric]:
@@ -138,7 +169,11 @@ class Results:
 
 
 def read_results(folder: Path, partial: bool = False) -> Results:
-    """Read cells.csv, evals.csv and manifest.json of a results folder, as written (no column is added).
+    """Read cells.csv, evals.csv, references.csv and manifest.json of a results folder.
+
+    The tables are as written, except that every one has an integer
+    ``source_seed`` column (``NO_SOURCE`` in folders written before it existed).
+    references.csv is optional (empty when absent).
 
     By default the folder must be a complete results folder (reports and
     ``compare``): anything else is a one-line UsageError. With ``partial`` (a run
@@ -153,6 +188,7 @@ def read_results(folder: Path, partial: bool = False) -> Results:
             raise UsageError(f"{folder} is not a tganbench results folder (no {', '.join(missing)})")
     try:
         cells, evals = _read_csv(folder / "cells.csv"), _read_csv(folder / "evals.csv")
+        references = _read_csv(folder / REFERENCES_FILE)
         manifest_path = folder / "manifest.json"
         manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     except (OSError, ValueError, pd.errors.ParserError) as error:
@@ -162,7 +198,7 @@ def read_results(folder: Path, partial: bool = False) -> Results:
         if absent or cells.empty:
             problem = f"cells.csv lacks {', '.join(absent)}" if absent else "cells.csv has no cells"
             raise UsageError(f"{folder} is not a complete tganbench results folder ({problem})")
-    return Results(folder, cells, evals, manifest)
+    return Results(folder, with_source_seed(cells), with_source_seed(evals), manifest, with_source_seed(references))
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -197,9 +233,10 @@ def shots_grid(shots: int, seed: int) -> str:
     return f"samples/shots-{shots}-seed{seed}.png"
 
 
-def samples_grid(shots: int, seed: int, label: str) -> str:
-    """Where a cell's final samples go: one file per (shots, seed, strategy label)."""
-    return f"samples/{shots}shots-seed{seed}-{re.sub(r'[^A-Za-z0-9.=_-]+', '_', label).strip('_')}.png"
+def samples_grid(shots: int, seed: int, label: str, source_seed: int | None = None) -> str:
+    """Where a cell's final samples go: one file per (shots, seed, strategy label[, source seed])."""
+    source = "" if source_seed is None else f"-source{source_seed}"
+    return f"samples/{shots}shots-seed{seed}{source}-{re.sub(r'[^A-Za-z0-9.=_-]+', '_', label).strip('_')}.png"
 
 
 class ResultsStore:
@@ -223,6 +260,7 @@ class ResultsStore:
         self._lock = self._acquire_lock()
         self.cells: list[dict[str, Any]] = []
         self.evals: list[dict[str, Any]] = []
+        self.references: list[dict[str, Any]] = []
 
     def _acquire_lock(self) -> TextIO | None:
         path = self.out_dir / LOCK_FILE
@@ -264,6 +302,7 @@ class ResultsStore:
         keys = {cell_key(row) for row in kept}
         self.cells = kept
         self.evals = [row for row in evals if cell_key(row) in keys]
+        self.references = results.references.to_dict("records")
         return len(kept)
 
     def clear(self) -> None:
@@ -288,6 +327,11 @@ class ResultsStore:
         self.evals.extend(evals)
         atomic_write_text(self.out_dir / "cells.csv", pd.DataFrame(self.cells).to_csv(index=False))
         atomic_write_text(self.out_dir / "evals.csv", pd.DataFrame(self.evals).to_csv(index=False))
+
+    def add_references(self, rows: list[dict[str, Any]]) -> None:
+        """Record reference rows (``tganbench.references``), rewriting references.csv."""
+        self.references.extend(rows)
+        atomic_write_text(self.out_dir / REFERENCES_FILE, pd.DataFrame(self.references).to_csv(index=False))
 
     def write_text(self, name: str, text: str) -> None:
         """Write a text artefact (e.g. ``summary.md``) into the folder."""
