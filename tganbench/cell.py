@@ -1,10 +1,11 @@
 """One cell of a run: a picklable description, and the one function that executes it.
 
-A cell is (pair, shots, method, seed), where a method is a strategy with an
-optional augmentation. :class:`CellSpec` holds everything that decides what the
+A cell is (pair, shots, method, seed, source seed), where a method is a
+strategy with an optional augmentation and the source seed names the source
+checkpoint it starts from (``NO_SOURCE`` for scratch). :class:`CellSpec` holds everything that decides what the
 cell computes and pickles, so an executor can send it to another process or
 machine; :class:`SharedArtefacts` holds what every cell of a run shares and is
-built once (the source checkpoint, the evaluator, the metrics).
+built once (the source checkpoints, the evaluator, the metrics).
 :func:`execute_cell` trains, evaluates and returns a :class:`CellResult`;
 ``tganbench run`` and ``tganbench check-plugin`` both use it.
 """
@@ -26,7 +27,7 @@ from tganbench.metric import Evaluation, Metric, MetricContext
 from tganbench.models import ModelSpec
 from tganbench.source import SourceCheckpoint
 from tganbench.step import sample_images
-from tganbench.store import GRID_IMAGES, cell_key
+from tganbench.store import GRID_IMAGES, NO_SOURCE, cell_key
 from tganbench.strategy import Strategy
 from tganbench.train import train
 
@@ -47,13 +48,14 @@ class CellSpec:
     seed: int
     images: torch.Tensor  # the cell's training shots, uint8, on the CPU
     identity: dict[str, Any]  # pair name and fingerprints, for the row
+    source_seed: int = NO_SOURCE  # the source checkpoint it starts from (NO_SOURCE: random weights)
 
     @property
     def label(self) -> str:
         """The cell's method label (``finetune+diffaugment[policy=color]``)."""
         return cell_label(self.strategy.label, self.augmentation)
 
-    def key(self) -> tuple[int, str, int]:
+    def key(self) -> tuple[int, str, int, int]:
         """What identifies the cell within one results folder: ``store.cell_key`` of its row."""
         return cell_key(self.row())
 
@@ -70,6 +72,7 @@ class CellSpec:
             "params": json.dumps(self.strategy.params, sort_keys=True),
             "augmentation": self.augmentation.label if self.augmentation else "none",
             "seed": self.seed,
+            "source_seed": self.source_seed,
         }
 
 
@@ -82,7 +85,7 @@ class SharedArtefacts:
     metrics: list[Metric]
     extractor_name: str
     extractor_metric: str  # how the extractor's FD is named ("FD[shapes]", "FID")
-    source: SourceCheckpoint | None = None
+    sources: dict[int, SourceCheckpoint] = field(default_factory=dict)  # source seed -> checkpoint
 
 
 @dataclass
@@ -114,18 +117,38 @@ def score(samples: torch.Tensor, step: int, final: bool, context: MetricContext,
 
 
 def metric_columns(metrics: list[Metric], evals: list[dict[str, Any]], ok: bool) -> dict[str, Any]:
-    """A cell's metric columns: each metric's final values, and the best value and step where it keeps one."""
+    """A cell's metric columns: each metric's final values, and the best value and step where it keeps one.
+
+    With ``select_by``, the step is the one where that (validation) column was
+    best, the value the headline (test) value there, and the best test value
+    over the evaluations is kept apart as ``<name>_oracle_best``. NaN values
+    (a diverged evaluation) never win.
+    """
     final = evals[-1] if ok and evals else None
     out: dict[str, Any] = {}
     for metric in metrics:
-        for evals_column, cells_column in metric.columns.items():
-            out[cells_column] = final[evals_column] if final else math.nan
-            if metric.best and evals_column == next(iter(metric.columns)):
-                choose = min if metric.direction == "lower" else max
-                best = choose(evals, key=lambda row: row[evals_column]) if evals else None
-                out[f"{metric.name}_best"] = best[evals_column] if best else math.nan
-                out[f"{metric.name}_best_step"] = best["step"] if best else -1
+        for cells_column in metric.columns.values():
+            out[cells_column] = math.nan
+        if final:
+            out.update({cells: final[column] for column, cells in metric.columns.items()})
+        if not metric.best:
+            continue
+        headline = next(iter(metric.columns))
+        chosen = _best_row(evals, metric.select_by or headline, metric.direction)
+        out[f"{metric.name}_best"] = chosen[headline] if chosen else math.nan
+        out[f"{metric.name}_best_step"] = chosen["step"] if chosen else -1
+        if metric.select_by:
+            oracle = _best_row(evals, headline, metric.direction)
+            out[f"{metric.name}_oracle_best"] = oracle[headline] if oracle else math.nan
     return out
+
+
+def _best_row(evals: list[dict[str, Any]], column: str, direction: str) -> dict[str, Any] | None:
+    """The evaluation with the best finite ``column`` (the first of equals), or None."""
+    finite = [row for row in evals if math.isfinite(row[column])]
+    if not finite:
+        return None
+    return (min if direction == "lower" else max)(finite, key=lambda row: row[column])
 
 
 def provenance(spec: CellSpec, shared: SharedArtefacts) -> dict[str, Any]:
@@ -155,9 +178,10 @@ def execute_cell(
     config, device = spec.config, shared.device
     strategy = spec.strategy.fresh_copy()
     g, d = spec.model.build(spec.seed, device)
-    if strategy.from_source:
-        g.load_state_dict(shared.source.g)
-        d.load_state_dict(shared.source.d)
+    source = shared.sources[spec.source_seed] if strategy.from_source else None
+    if source is not None:
+        g.load_state_dict(source.g)
+        d.load_state_dict(source.d)
     noise = evaluation_noise(config, spec.seed, device, g.z_dim)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -168,7 +192,7 @@ def execute_cell(
     def evaluate(step: int, train_seconds: float, generator: torch.nn.Module) -> None:
         samples = sample_images(generator, noise)
         scores = score(samples, step, step == config.target_steps, context, shared.metrics)
-        keys = {k: row[k] for k in ("pair", "shots", "strategy", "seed")}
+        keys = {k: row[k] for k in ("pair", "shots", "strategy", "seed", "source_seed")}
         evals.append({**keys, "step": step, "train_seconds": train_seconds, **scores})
         on_evaluated(evals[-1])
 
@@ -177,7 +201,7 @@ def execute_cell(
         evaluate=evaluate, eval_every=config.eval_every,
         progress=f"{spec.label} {spec.shots} shots seed {spec.seed}", quiet=quiet,
         augmentation=spec.augmentation.fresh_copy() if spec.augmentation else None,
-        source_weights={"g": shared.source.g, "d": shared.source.d} if strategy.from_source else None,
+        source_weights={"g": source.g, "d": source.d} if source is not None else None,
     )
     samples = sample_images(result.eval_generator, noise[:GRID_IMAGES])
     row.update(

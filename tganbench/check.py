@@ -142,9 +142,9 @@ def check_strategy(spec: str, registry: Registry, cache_dir: Path) -> list[Check
     ))
 
     evaluator = Evaluator(plan.extractor, plan.reference, CPU, kid_subsets=config.kid_subsets,
-                          kid_subset_size=config.kid_subset_size)
+                          kid_subset_size=config.kid_subset_size, validation=plan.validation)
     shared = shared_artefacts(plan, registry, evaluator)
-    shared.source = setup["source"]
+    shared.sources = {cell.source_seed: setup["source"]}
     row = execute_cell(cell, shared, quiet=True).row
     scores = {column: row[column] for metric in shared.metrics for column in metric.columns.values()}
     checks.append(Check(

@@ -51,10 +51,16 @@ def _build_parser() -> argparse.ArgumentParser:
                           "architecture, else pretrain; pretrain: always pretrain in the run")
     run.add_argument("--source-steps", type=int, default=None,
                      help="source pretraining steps (implies --source-checkpoint pretrain)")
+    run.add_argument("--source-seeds", type=int, default=None, metavar="N",
+                     help="source checkpoints (default 1); N > 1 pretrains N in the run, with seeds 0 .. N-1; every "
+                          "transfer cell runs on each, and intervals cover both sources of variance")
     run.add_argument("--target-steps", type=int, default=None)
     run.add_argument("--eval-every", type=int, default=None)
     run.add_argument("--n-generated", type=int, default=None, help="generated images per evaluation")
-    run.add_argument("--n-reference", type=int, default=None, help="held-out reference images")
+    run.add_argument("--n-reference", type=int, default=None,
+                     help="held-out test images: every reported value is scored on them (default 1000)")
+    run.add_argument("--n-validation", type=int, default=None,
+                     help="further held-out images that only choose the best step (default 1000)")
     run.add_argument("--batch-size", type=int, default=None)
     run.add_argument("--architecture", default=None, metavar="NAME[k=v]",
                      help="G and D: a registered architecture with parameters (default: dcgan)")

@@ -58,10 +58,12 @@ class RunConfig:
     source_checkpoint: str = "shipped"
     source_steps: int = 1500
     source_seed: int = 0
+    source_seeds: int = 1  # source checkpoints (seeds source_seed, source_seed + 1, ...); every cell runs on each
     target_steps: int = 2000
     eval_every: int = 500
     n_generated: int = 1000
-    n_reference: int = 1000
+    n_reference: int = 1000  # held-out test images: every reported value is scored on them
+    n_validation: int = 1000  # further held-out images: only they choose the best step
     kid_subsets: int = 50
     kid_subset_size: int = 500
     feature_extractor: str = "shapes"
@@ -98,7 +100,7 @@ class RunConfig:
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": dict(
         width=8, batch_size=32, source_steps=40, target_steps=20, eval_every=10,
-        n_generated=200, n_reference=200, kid_subsets=10, kid_subset_size=100,
+        n_generated=200, n_reference=200, n_validation=200, kid_subsets=10, kid_subset_size=100,
     ),
     "quick": {},
     "full": dict(
@@ -112,7 +114,7 @@ MEMORY_FORMATS = ("channels-last", "contiguous")
 SOURCE_CHECKPOINTS = ("shipped", "pretrain")
 
 POSITIVE_INTS = ("width", "z_dim", "batch_size", "source_steps", "target_steps", "eval_every",
-                 "n_generated", "n_reference", "kid_subsets", "kid_subset_size")
+                 "n_generated", "n_reference", "n_validation", "kid_subsets", "kid_subset_size", "source_seeds")
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:

@@ -23,6 +23,7 @@ from tganbench.models import Architecture, ModelSpec
 from tganbench.parameters import parse_component
 from tganbench.plugins import Registry
 from tganbench.shipped_sources import ShippedSource, find_shipped
+from tganbench.store import NO_SOURCE
 from tganbench.strategy import Strategy, parse_strategies
 
 # Settings of the architecture that have their own flags (--width, --d-norm) for the default architecture.
@@ -54,16 +55,28 @@ class Plan:
     model: ModelSpec
     extractor: Any
     fingerprint: str
-    reference: torch.Tensor
+    reference: torch.Tensor  # the held-out test images: every reported value is scored on them
     reference_fingerprint: str
     families: tuple[str, str] | None  # the pair's shape families, when samples can be recognised
     shipped: ShippedSource | None  # the shipped source checkpoint the run starts from, if one fits
     skipped: list[str] = field(default_factory=list)  # "label: reason" for combinations that do not apply
+    validation: torch.Tensor | None = None  # further held-out images that only choose the best step
 
-    def cells(self) -> list[tuple[int, int, Method]]:
-        """Every (shots, seed, method) of the grid, in the order rows are written."""
-        return [(shots, seed, method) for shots in self.config.shots for seed in self.config.seeds
-                for method in self.methods]
+    @property
+    def source_seeds(self) -> tuple[int, ...]:
+        """The seeds of the run's source checkpoints."""
+        first = self.config.source_seed
+        return tuple(range(first, first + self.config.source_seeds))
+
+    def cells(self) -> list[tuple[int, int, Method, int]]:
+        """Every (shots, seed, method, source seed) of the grid, in the order rows are written.
+
+        A method that starts from the source runs once per source checkpoint;
+        one that does not (scratch) runs once, with source seed ``NO_SOURCE``.
+        """
+        return [(shots, seed, method, source_seed) for shots in self.config.shots for seed in self.config.seeds
+                for method in self.methods
+                for source_seed in (self.source_seeds if method.strategy.from_source else (NO_SOURCE,))]
 
 
 def resolve_pair(config: RunConfig, registry: Registry) -> Pair:
@@ -135,23 +148,42 @@ def plan_run(config: RunConfig, registry: Registry, data_root: Path) -> Plan:
     data = pair.load(config.resolution, data_root)
     shots = {(k, seed): draw_shots(data, k, seed) for k in config.shots for seed in config.seeds}
     extractor = registry.extractors[config.feature_extractor].obj
-    reference = data.reference[: config.n_reference]
-    shipped = find_shipped(tensor_fingerprint(data.source), model) if config.source_checkpoint == "shipped" else None
+    reference, validation = split_held_out(data.reference, config.n_reference, config.n_validation)
+    shipped = None
+    if config.source_checkpoint == "shipped" and config.source_seeds == 1:
+        shipped = find_shipped(tensor_fingerprint(data.source), model)
     return Plan(
         config, device, data, methods, shots, model, extractor, data.fingerprint(),
-        reference, tensor_fingerprint(reference), pair.families, shipped, skipped,
+        reference, tensor_fingerprint(reference), pair.families, shipped, skipped, validation,
     )
+
+
+def split_held_out(held_out: torch.Tensor, n_test: int, n_validation: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The held-out images as (test, validation): the first ``n_test``, then the next ``n_validation``.
+
+    The test images are the ones every earlier version scored against, so final
+    values stay comparable. When the held-out set is smaller than both together,
+    it is shared in proportion to the two sizes (each part keeps at least one image).
+    """
+    available = len(held_out)
+    if available < 2:
+        raise UsageError(f"the pair holds {available} held-out image(s); a validation/test split needs at least 2")
+    if available < n_test + n_validation:
+        n_test = min(available - 1, max(1, round(available * n_test / (n_test + n_validation))))
+        n_validation = available - n_test
+    return held_out[:n_test], held_out[n_test : n_test + n_validation]
+
 
 
 def protocol(plan: Plan) -> dict[str, Any]:
     """What must match for two runs' cells to belong in one results folder (the grid axes may differ).
 
     Everything in the run config except the grid (strategies, augmentations,
-    seeds, shots), presentation and file locations, plus the pair's content, the
+    seeds, shots, source seeds), presentation and file locations, plus the pair's content, the
     resolved architecture and the device.
     """
-    ignored = {"strategies", "augment", "seeds", "shots", "profile", "plugins", "source_dir", "target_dir",
-               "data_root", "fd_target"}
+    ignored = {"strategies", "augment", "seeds", "shots", "source_seeds", "profile", "plugins", "source_dir",
+               "target_dir", "data_root", "fd_target"}
     settings = {k: v for k, v in plan.config.to_dict().items() if k not in ignored}
     source = f"shipped {plan.shipped.checksum}" if plan.shipped else "pretrained in the run"
     return {**settings, "model": plan.model.describe(), "pair_fingerprint": plan.fingerprint,

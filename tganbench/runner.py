@@ -28,7 +28,9 @@ from tganbench.plugins import Registry, notify
 from tganbench.reporting.build import build_report
 from tganbench.source import SourceCheckpoint, shipped_checkpoint, source_checkpoint
 from tganbench.step import sample_images
-from tganbench.store import REFERENCE_GRID, ResultsStore, cell_key, samples_grid, shots_grid
+from tganbench.references import reference_row, reference_sets
+from tganbench.store import (NO_SOURCE, REFERENCE_GRID, ResultsStore, cell_key, reference_grid, samples_grid,
+                             shots_grid, source_seed_of)
 
 # Statuses of cells a resumed run keeps; "failed" cells are run again.
 FINISHED = ("ok", "diverged")
@@ -68,6 +70,7 @@ def run(
         plan.extractor, plan.reference, plan.device,
         kid_subsets=config.kid_subsets, kid_subset_size=config.kid_subset_size,
         weights_path=config.feature_extractor_weights, cache_dir=cache_dir, log=log, quiet=quiet,
+        validation=plan.validation,
     )
     shared = shared_artefacts(plan, registry, evaluator)
     store = ResultsStore(out_dir)
@@ -77,8 +80,8 @@ def run(
         store.close()
 
 
-def cell_specs(plan: Plan, cells: list[tuple[int, int, Method]]) -> list[CellSpec]:
-    """The picklable descriptions of ``cells`` ((shots, seed, method) of ``plan``)."""
+def cell_specs(plan: Plan, cells: list[tuple[int, int, Method, int]]) -> list[CellSpec]:
+    """The picklable descriptions of ``cells`` ((shots, seed, method, source seed) of ``plan``)."""
     return [
         CellSpec(
             config=plan.config, model=plan.model, train=plan.config.train_config(plan.config.target_steps),
@@ -87,13 +90,14 @@ def cell_specs(plan: Plan, cells: list[tuple[int, int, Method]]) -> list[CellSpe
             identity={"pair": plan.config.pair, "pair_fingerprint": plan.fingerprint,
                       "reference_fingerprint": plan.reference_fingerprint,
                       "shots_fingerprint": plan.shots[shots, seed].fingerprint},
+            source_seed=source_seed,
         )
-        for shots, seed, method in cells
+        for shots, seed, method, source_seed in cells
     ]
 
 
 def shared_artefacts(plan: Plan, registry: Registry, evaluator: Evaluator) -> SharedArtefacts:
-    """What every cell of ``plan`` shares, the source checkpoint aside: the scorer and the metrics that apply."""
+    """What every cell of ``plan`` shares, the source checkpoints aside: the scorer and the metrics that apply."""
     context = MetricContext(evaluator, plan.reference, plan.families)
     metrics = [entry.obj for entry in registry.metrics.values() if entry.obj.applies is None or entry.obj.applies(context)]
     return SharedArtefacts(plan.device, context, metrics, plan.extractor.name, plan.extractor.metric)
@@ -110,17 +114,20 @@ def _run_cells(plan: Plan, shared: SharedArtefacts, store: ResultsStore, registr
         store.clear()
     finished = {cell_key(row) for row in store.cells}
     todo = [spec for spec in cell_specs(plan, plan.cells()) if spec.key() not in finished]
-    if any(spec.strategy.from_source for spec in todo):
-        shared.source = prepare_source(plan, cache_dir, log, quiet)
+    references_done = {_reference_key(row) for row in store.references}
+    if any(spec.strategy.from_source for spec in todo) or len(references_done) < _reference_count(plan):
+        shared.sources = {seed: prepare_source(plan, cache_dir, log, quiet, seed) for seed in plan.source_seeds}
     manifest = _manifest(plan, shared, store, protocol(plan), started)
     store.write_manifest(manifest)
 
     total = len(finished) + len(todo)
     store.write_grid(REFERENCE_GRID, plan.reference)
     try:
+        for shots, seed in plan.shots:
+            if not (store.out_dir / shots_grid(shots, seed)).is_file():
+                store.write_grid(shots_grid(shots, seed), plan.shots[shots, seed].images)
+            _add_references(plan, shared, store, shots, seed, references_done)
         for spec in todo:
-            if not (store.out_dir / shots_grid(spec.shots, spec.seed)).is_file():
-                store.write_grid(shots_grid(spec.shots, spec.seed), spec.images)
             result = _execute(spec, shared, store, log, hook, quiet)
             store.add_cell(result.row, result.evals)
             _notify(store, log, hook.tganbench_cell_finished, row=result.row)
@@ -148,7 +155,9 @@ def _execute(spec: CellSpec, shared: SharedArtefacts, store: ResultsStore, log: 
             spec, shared, quiet=quiet,
             on_evaluated=lambda row: _notify(store, log, hook.tganbench_evaluated, row=row),
         )
-        result.row["samples"] = store.write_grid(samples_grid(spec.shots, spec.seed, spec.label), result.samples)
+        source_seed = spec.source_seed if spec.config.source_seeds > 1 else None
+        grid = samples_grid(spec.shots, spec.seed, spec.label, source_seed)
+        result.row["samples"] = store.write_grid(grid, result.samples)
         return result
     except Exception as error:  # noqa: BLE001 - one failing cell must not cost the others
         store.log_error(f"[{datetime.now(timezone.utc).isoformat()}] cell {spec.label} {spec.shots} shots "
@@ -158,10 +167,37 @@ def _execute(spec: CellSpec, shared: SharedArtefacts, store: ResultsStore, log: 
         return failed_result(spec, shared, error)
 
 
+def _reference_key(row: dict[str, Any]) -> tuple[int, int, int, str]:
+    """What identifies a reference row: (shots, seed, source seed, kind)."""
+    return int(row["shots"]), int(row["seed"]), source_seed_of(row), str(row["reference"])
+
+
+def _reference_count(plan: Plan) -> int:
+    """How many reference rows a finished run holds at most (``real`` may be missing where no image remains)."""
+    return len(plan.shots) * (2 + len(plan.source_seeds))
+
+
+def _add_references(plan: Plan, shared: SharedArtefacts, store: ResultsStore, shots: int, seed: int,
+                    done: set[tuple[int, int, int, str]]) -> None:
+    """Score and store the reference rows of (shots, seed) that ``done`` does not hold yet, with their grids."""
+    rows = []
+    for kind, source_seed, images in reference_sets(plan, shared, shots, seed):
+        if (shots, seed, source_seed, kind) in done:
+            continue
+        row = reference_row(kind, source_seed, images, shots, seed, plan, shared)
+        row["samples"] = shots_grid(shots, seed) if kind == "copy-shots" else store.write_grid(
+            reference_grid(kind, shots, seed, source_seed), images)
+        rows.append(row)
+        done.add((shots, seed, source_seed, kind))
+    if rows:
+        store.add_references(rows)
+
+
 def _manifest(plan: Plan, shared: SharedArtefacts, store: ResultsStore, expected: dict[str, Any],
               started: datetime) -> dict[str, Any]:
     """The run's manifest: config, protocol, metrics, versions, data, source and times."""
-    config, source, evaluator = plan.config, shared.source, shared.context.evaluator
+    config, evaluator = plan.config, shared.context.evaluator
+    source = shared.sources.get(plan.source_seeds[0])
     return {
         "run_id": store.out_dir.name,
         "config": config.to_dict(),
@@ -184,6 +220,7 @@ def _manifest(plan: Plan, shared: SharedArtefacts, store: ResultsStore, expected
         "families": list(plan.families) if plan.families else None,
         "reference_recognised": recognition_scores(plan.reference, plan.families)["recognised"] if plan.families else None,
         "n_reference": evaluator.n_reference,
+        "split": {"validation": evaluator.n_validation, "test": evaluator.n_reference},
         "reference_features": {"key": evaluator.reference_key, "cached": evaluator.reference_cached},
         "source": {
             "key": source.key if source else None,
@@ -192,24 +229,31 @@ def _manifest(plan: Plan, shared: SharedArtefacts, store: ResultsStore, expected
             "shipped": source.shipped.summary() if source and source.shipped else None,
             **(_source_recognition(plan, source) if source and plan.families else {}),
         },
+        "source_seeds": list(plan.source_seeds),
+        "sources": [{"seed": seed, "key": checkpoint.key, "seconds": checkpoint.seconds, "cached": checkpoint.cached,
+                     "shipped": checkpoint.shipped is not None} for seed, checkpoint in sorted(shared.sources.items())],
         "started": started.isoformat(),
         "finished": None,
     }
 
 
-def prepare_source(plan: Plan, cache_dir: Path, log: Log, quiet: bool) -> SourceCheckpoint:
-    """The source checkpoint of the run: the shipped one when it fits, else pretrained (or cached)."""
+def prepare_source(plan: Plan, cache_dir: Path, log: Log, quiet: bool, seed: int | None = None) -> SourceCheckpoint:
+    """The source checkpoint of ``seed`` (default: the first): the shipped one when it fits, else pretrained (or cached)."""
     config = plan.config
+    seed = config.source_seed if seed is None else seed
     if plan.shipped is not None:
         try:
             return shipped_checkpoint(plan.shipped, log)
         except (OSError, ValueError, RuntimeError) as error:
             raise UsageError(f"{' '.join(str(error).split())}; or run with --source-checkpoint pretrain") from None
-    if config.source_checkpoint == "shipped" and plan.families:
+    if config.source_checkpoint == "shipped" and config.source_seeds > 1 and seed == config.source_seed:
+        log(f"source: --source-seeds {config.source_seeds} pretrains {config.source_seeds} source checkpoints in the "
+            f"run ({config.source_steps} steps each), not the one shipped")
+    elif config.source_checkpoint == "shipped" and plan.families and seed == config.source_seed:
         log(f"source: no shipped checkpoint fits {plan.model.architecture.label}, resolution {config.resolution}, "
             f"z_dim {config.z_dim}; pretraining one instead")
     return source_checkpoint(
-        plan.data, plan.model, config.train_config(config.source_steps), config.source_seed, plan.device,
+        plan.data, plan.model, config.train_config(config.source_steps), seed, plan.device,
         cache_dir, log, quiet=quiet,
     )
 
@@ -234,7 +278,8 @@ def _notify(store: ResultsStore, log: Log, hook: Any, **kwargs: Any) -> None:
 
 def _cell_line(row: dict[str, Any], metrics: list[Metric], done: int, total: int) -> str:
     """The one line printed when a cell ends: its status and each metric's headline."""
-    head = f"cell {done}/{total} {row['strategy']} {row['shots']} shots seed {row['seed']}: {row['status']}"
+    source = f" source {row['source_seed']}" if row.get("source_seed", NO_SOURCE) != NO_SOURCE else ""
+    head = f"cell {done}/{total} {row['strategy']} {row['shots']} shots seed {row['seed']}{source}: {row['status']}"
     if row["status"] == "failed":
         return f"{head}: {row['error']} (traceback in errors.log)"
     parts = []

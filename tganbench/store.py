@@ -233,6 +233,12 @@ def shots_grid(shots: int, seed: int) -> str:
     return f"samples/shots-{shots}-seed{seed}.png"
 
 
+def reference_grid(kind: str, shots: int, seed: int, source_seed: int) -> str:
+    """Where the images of a reference row (``real``, ``source``) of (shots, seed) go."""
+    source = f"{source_seed}" if source_seed != NO_SOURCE else ""
+    return f"samples/reference-{kind}{source}-{shots}shots-seed{seed}.png"
+
+
 def samples_grid(shots: int, seed: int, label: str, source_seed: int | None = None) -> str:
     """Where a cell's final samples go: one file per (shots, seed, strategy label[, source seed])."""
     source = "" if source_seed is None else f"-source{source_seed}"

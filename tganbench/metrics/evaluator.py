@@ -20,8 +20,13 @@ from tganbench.progress import Progress
 class Evaluator:
     """Scores uint8 images; the extractor and the reference statistics are built once per run.
 
-    With ``cache_dir``, the reference features are cached on disk under a key of
-    the reference content (and so resolution), the extractor, its weights and the
+    ``reference`` holds the held-out *test* images every value is scored on;
+    ``validation``, when given, further held-out images that only choose the best
+    step (:meth:`validation_fd`), so that the step is never chosen on the images
+    it is then reported on.
+
+    With ``cache_dir``, the held-out features are cached on disk under a key of
+    the images' content (and so resolution), the extractor, its weights and the
     torch-fidelity version, so a change to any of them never reuses stale features.
 
     The extractor runs in eval mode without gradients (torch-fidelity sets that up);
@@ -40,6 +45,7 @@ class Evaluator:
         cache_dir: Path | None = None,
         log: Callable[[str], None] = lambda message: None,
         quiet: bool = False,
+        validation: torch.Tensor | None = None,
     ) -> None:
         if spec.module:
             importlib.import_module(spec.module)
@@ -69,17 +75,26 @@ class Evaluator:
                 f"without internet, {hint}"
             ) from None
         self.n_reference = len(reference)
+        self.n_validation = 0 if validation is None else len(validation)
         self.reference_key = reference_key(reference, spec, self.extractor)
-        if cache_dir is None:
-            self.reference_features, self.reference_cached = self.features(reference), False
-        else:
-            path = Path(cache_dir) / "reference-features" / f"{spec.name}-{self.reference_key}.pt"
-            self.reference_features, self.reference_cached = cached_features(
-                path, self.reference_key, len(reference), lambda: self.features(reference), log
-            )
-            log(f"reference features: {'reused' if self.reference_cached else 'computed and cached'} "
-                f"({self.n_reference} images, {spec.name}) at {path}")
+        self.reference_features, self.reference_cached = self._held_out_features(reference, "test", cache_dir, log)
         self.reference_statistics = fid_features_to_statistics(self.reference_features)
+        self.validation_statistics = None
+        if validation is not None:
+            features, _ = self._held_out_features(validation, "validation", cache_dir, log)
+            self.validation_statistics = fid_features_to_statistics(features)
+
+    def _held_out_features(self, images: torch.Tensor, part: str, cache_dir: Path | None,
+                           log: Callable[[str], None]) -> tuple[torch.Tensor, bool]:
+        """Features of held-out ``images`` and whether they came from the cache (never without ``cache_dir``)."""
+        if cache_dir is None:
+            return self.features(images), False
+        key = reference_key(images, self.spec, self.extractor)
+        path = Path(cache_dir) / "reference-features" / f"{self.spec.name}-{key}.pt"
+        features, cached = cached_features(path, key, len(images), lambda: self.features(images), log)
+        log(f"{part} features: {'reused' if cached else 'computed and cached'} "
+            f"({len(images)} held-out images, {self.spec.name}) at {path}")
+        return features, cached
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:
@@ -97,6 +112,13 @@ class Evaluator:
         """FD (or FID) between generated ``features`` (from :meth:`features`) and the reference."""
         statistics = fid_features_to_statistics(features)
         return fid_statistics_to_metric(self.reference_statistics, statistics, verbose=False)[KEY_METRIC_FID]
+
+    def validation_fd(self, features: torch.Tensor) -> float:
+        """FD between generated ``features`` and the validation images (NaN without validation images)."""
+        if self.validation_statistics is None:
+            return float("nan")
+        statistics = fid_features_to_statistics(features)
+        return fid_statistics_to_metric(self.validation_statistics, statistics, verbose=False)[KEY_METRIC_FID]
 
     def kid(self, features: torch.Tensor) -> tuple[float, float]:
         """KID mean and std over subsets between generated ``features`` and the reference."""

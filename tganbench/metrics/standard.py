@@ -8,7 +8,8 @@ from tganbench.metrics.recognition import recognition_scores
 
 
 def _fd(evaluation: Evaluation) -> dict[str, float]:
-    return {"fd": evaluation.context.evaluator.fd(evaluation.features())}
+    evaluator, features = evaluation.context.evaluator, evaluation.features()
+    return {"fd": evaluator.fd(features), "fd_val": evaluator.validation_fd(features)}
 
 
 def _kid(evaluation: Evaluation) -> dict[str, float]:
@@ -25,9 +26,10 @@ def _has_families(context: MetricContext) -> bool:
 
 
 FD = Metric(
-    name="fd", title="FD", direction="lower", every_evaluation=True, columns={"fd": "fd_final"}, compute=_fd,
-    threshold="10%", best=True,
-    description="Frechet distance to the held-out images in the extractor's feature space (FID with inception)",
+    name="fd", title="FD", direction="lower", every_evaluation=True,
+    columns={"fd": "fd_final", "fd_val": "fd_val_final"}, compute=_fd, threshold="10%", best=True, select_by="fd_val",
+    description="Frechet distance to the held-out test images in the extractor's feature space (FID with "
+                "inception); the best step is chosen on the validation images (fd_val)",
 )
 # KID over many subsets costs more than sampling, features and FD together on a CPU: final evaluation only.
 KID = Metric(
