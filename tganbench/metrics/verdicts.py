@@ -175,8 +175,8 @@ RECALL = Metric(
     columns={"recall": "recall"}, compute=_recall, threshold="0.1", unit="share",
     description="% of the held-out images inside the final samples' k=3 feature manifold (Kynkaanniemi et al.)",
 )
-# Higher is not better past 0 (positive C_T: farther from the shots than real images), so compare reports
-# C_T without gating; is_copying is the verdict.
+# Higher is not better past 0 (positive C_T: farther from the shots than real images), so compare has no
+# default threshold for C_T; is_copying is the verdict.
 COPYING = Metric(
     name="copying", title="C_T", direction="higher", every_evaluation=False,
     columns={"copying": "copying"}, compute=_copying, threshold=None,
