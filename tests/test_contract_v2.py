@@ -83,7 +83,7 @@ def test_a_registered_metric_reaches_cells_summary_compare_and_the_html_report(t
     cells, evals = pd.read_csv(out / "cells.csv"), pd.read_csv(out / "evals.csv")
     assert cells["sharpness"].notna().all() and evals["sharpness"].notna().all()
     manifest = json.loads((out / "manifest.json").read_text())
-    assert [m["name"] for m in manifest["metrics"]] == ["fd", "kid", "recognised", "sharpness"]
+    assert [m["name"] for m in manifest["metrics"]] == ["fd", "kid", "recognised", "precision", "recall", "copying", "diversity", "sharpness"]
     assert "sharpness" in (out / "summary.md").read_text()
     assert "sharpness" in (out / "report.html").read_text()
     compared = run_cli("compare", str(out), str(out))

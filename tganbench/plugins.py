@@ -30,6 +30,7 @@ DEFAULT_PLUGINS = (
     "tganbench.augmentations.diffaugment",
     "tganbench.models.dcgan",
     "tganbench.metrics.standard",
+    "tganbench.metrics.verdicts",
     "tganbench.data.embedded",
     "tganbench.data.torchvision_pairs",
     "tganbench.metrics.extractors",
