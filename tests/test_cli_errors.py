@@ -21,6 +21,8 @@ BAD_INPUTS = [
     (["--strategies", "freeze-d[layers]"], "malformed parameter 'layers'"),
     (["--strategies", "freeze-d[layers=9]"], "layers must be between 0 and 5, got 9"),
     (["--strategies", "batchstat[perceptual=vgg]"], "perceptual must be one of"),
+    (["--strategies", "batchstat[latent_prior=kde]"], "latent_prior must be one of nearest, sorted, got 'kde'"),
+    (["--strategies", "finetune[lr=-1]"], "lr must be positive, or 0 for the run's learning rate, got -1.0"),
     (["--strategies", "finetune[", "--shots", "5"], "malformed strategy 'finetune['"),
     (["--shots", "100000"], "--shots 100000 is larger than the 2000 target images"),
     (["--shots", "0"], "--shots must be a positive integer, got 0"),
