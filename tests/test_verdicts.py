@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,6 +14,7 @@ from tganbench.cell import metric_columns
 from tganbench.config import resolve_config
 from tganbench.data.pairs import PairData, draw_shots
 from tganbench.metrics.standard import FD
+from tganbench.metrics.verdicts import is_copying
 from tganbench.plan import plan_run, split_held_out
 from tganbench.plugins import load_plugins
 from tganbench.references import copy_shots, unused_target_images
@@ -128,3 +130,27 @@ def test_the_manifest_records_the_split_and_evals_hold_the_validation_fd(two_sou
     assert results.evals["fd_val"].notna().all()
     fd = next(record for record in results.manifest["metrics"] if record["name"] == "fd")
     assert fd["select_by"] == "fd_val"
+
+
+MEMORISER = Path(__file__).parent / "plugins" / "memoriser_plugin.py"
+
+
+@pytest.fixture(scope="module")
+def memoriser_run(tmp_path_factory):
+    """A generator that only reproduces its 10 shots beside ``finetune`` from the shipped source (smoke budget)."""
+    out = tmp_path_factory.mktemp("memoriser") / "run"
+    result = run_cli("run", "--plugin", str(MEMORISER), "--strategies", "memorise,finetune", "--profile", "smoke",
+                     "--width", "32", "--ema-beta", "0", "--shots", "10", "--out", str(out))
+    return out, result
+
+
+def test_a_generator_that_copies_its_shots_is_flagged_and_less_diverse_than_finetune(memoriser_run):
+    out, result = memoriser_run
+    assert result.code == 0, result.stderr
+    cells = read_results(out).cells.set_index("strategy")
+    copier, finetune = cells.loc["memorise"], cells.loc["finetune"]
+    assert is_copying(copier["copying"]) and not is_copying(finetune["copying"])
+    assert copier["diversity"] < 0.01 * finetune["diversity"]
+    assert copier["recall"] < finetune["recall"]
+    # the trap: FD alone ranks the copier first
+    assert copier["fd_final"] < finetune["fd_final"]

@@ -131,7 +131,7 @@ def _run_cells(plan: Plan, shared: SharedArtefacts, store: ResultsStore, registr
             result = _execute(spec, shared, store, log, hook, quiet)
             store.add_cell(result.row, result.evals)
             _notify(store, log, hook.tganbench_cell_finished, row=result.row)
-            log(_cell_line(result.row, shared.metrics, len(store.cells), total))
+            log(_cell_line(result.row, shared.metrics, len(store.cells), total, len(plan.source_seeds) > 1))
     except KeyboardInterrupt:
         manifest["interrupted"] = datetime.now(timezone.utc).isoformat()
         store.write_manifest(manifest)
@@ -276,9 +276,9 @@ def _notify(store: ResultsStore, log: Log, hook: Any, **kwargs: Any) -> None:
     notify(hook, report, **kwargs)
 
 
-def _cell_line(row: dict[str, Any], metrics: list[Metric], done: int, total: int) -> str:
-    """The one line printed when a cell ends: its status and each metric's headline."""
-    source = f" source {row['source_seed']}" if row.get("source_seed", NO_SOURCE) != NO_SOURCE else ""
+def _cell_line(row: dict[str, Any], metrics: list[Metric], done: int, total: int, sources: bool = False) -> str:
+    """The one line printed when a cell ends: its status and each metric's headline (``sources``: name its source)."""
+    source = f" source {row['source_seed']}" if sources and row["source_seed"] != NO_SOURCE else ""
     head = f"cell {done}/{total} {row['strategy']} {row['shots']} shots seed {row['seed']}{source}: {row['status']}"
     if row["status"] == "failed":
         return f"{head}: {row['error']} (traceback in errors.log)"
