@@ -14,7 +14,7 @@ from tganbench.errors import UsageError
 from tganbench.reporting import protocol
 from tganbench.reporting.figures import plot_samples, write_figures
 from tganbench.reporting.html import write_html
-from tganbench.reporting.tables import format_table, summary_caption, summary_table
+from tganbench.reporting.tables import copying_warnings, format_table, summary_caption, summary_table
 from tganbench.store import Results, atomic_write_text, read_results
 
 FIGURE_CAPTIONS = {
@@ -57,18 +57,19 @@ def build_report(out_dir: Path) -> list[Path]:
     links = "\n\n".join(f"![{caption}]({path.relative_to(folder).as_posix()})" for caption, path in images)
     atomic_write_text(summary_path, f"{summary_markdown(results, table)}\n## Figures\n\n{links}\n\n{GRIDS_NOTE}\n")
     paragraphs = [_protocol(results), [_caption(results)]]
-    html = write_html(folder, _title(results), paragraphs, table, images)
+    html = write_html(folder, _title(results), paragraphs, table, images, _warnings(results))
     return [summary_path, *figures, *overviews, html]
 
 
 def summary_markdown(results: Results, table: pd.DataFrame | None = None) -> str:
-    """The ``summary.md`` page: the protocol in one paragraph, then the caption and the table.
+    """The ``summary.md`` page: the protocol in one paragraph, then the caption, any copying warning and the table.
 
     ``table`` is the summary table when already computed.
     """
     table = _table(results) if table is None else table
+    warnings = "".join(f"**{line}**\n\n" for line in _warnings(results))
     return (f"# {_title(results)}\n\n{protocol.markdown(_protocol(results))}\n\n{_caption(results)}\n\n"
-            f"{format_table(table, markdown=True)}\n")
+            f"{warnings}{format_table(table, markdown=True)}\n")
 
 
 def _title(results: Results) -> str:
@@ -81,7 +82,12 @@ def _target(results: Results) -> float | None:
 
 
 def _caption(results: Results) -> str:
-    return summary_caption(results.cells, _target(results), results.metrics)
+    return summary_caption(results.cells, _target(results), results.metrics, results.manifest.get("split"),
+                           results.references)
+
+
+def _warnings(results: Results) -> list[str]:
+    return copying_warnings(results.cells, results.metrics)
 
 
 def _protocol(results: Results) -> protocol.Pieces:
@@ -89,4 +95,4 @@ def _protocol(results: Results) -> protocol.Pieces:
 
 
 def _table(results: Results) -> pd.DataFrame:
-    return summary_table(results.cells, results.evals, _target(results), results.metrics)
+    return summary_table(results.cells, results.evals, _target(results), results.metrics, results.references)
