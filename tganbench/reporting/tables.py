@@ -194,7 +194,7 @@ def _strategy_row(
     """The summary row of one (shots, strategy): its cells over seeds and source checkpoints."""
     ok = group[group["status"] == "ok"]
     row: dict[str, Any] = {"shots": group["shots"].iloc[0], "strategy": group["strategy"].iloc[0],
-                           "seeds": units(group)}
+                           "seeds": _seeds_column(group)}
     if len(ok) < len(group):
         counts = group.loc[group["status"] != "ok", "status"].value_counts()
         row["not ok"] = ", ".join(f"{count} {status}" for status, count in counts.items())
@@ -220,7 +220,7 @@ def _reference_rows(
     for kind in sorted(pd.unique(references["reference"]), key=reference_order):
         group = with_result_columns(references[references["reference"] == kind], metrics)
         row: dict[str, Any] = {"shots": group["shots"].iloc[0], "strategy": reference_label(kind),
-                               "seeds": units(group)}
+                               "seeds": _seeds_column(group)}
         for metric in metrics:
             title = metric_title(metric, cells)
             if metric is primary:
@@ -244,7 +244,7 @@ def source_checkpoints(cells: pd.DataFrame) -> list[int]:
     return sorted(int(seed) for seed in pd.unique(cells["source_seed"]) if seed != NO_SOURCE)
 
 
-def units(group: pd.DataFrame) -> int | str:
+def _seeds_column(group: pd.DataFrame) -> int | str:
     """What the ``seeds`` column says: the number of cells, or ``2 x 2 sources`` when they nest in checkpoints."""
     sources = len(source_checkpoints(group))
     return f"{group['seed'].nunique()} x {sources} sources" if sources > 1 else len(group)
@@ -400,14 +400,14 @@ def summary_caption(
     nested = (f" (its interval: over the {sources} source checkpoints' mean differences)" if sources > 1 else "")
     best = f" {_best_text(primary, split)}." if primary is not None and primary.best else ""
     return (
-        f"{_lead(cells, metrics)}; mean ± std over {_units_text(cells)}; {interval_text(cells)}; "
+        f"{_lead(cells, metrics)}; mean ± std over {_units_text(cells)}; {_coverage_text(cells)}; "
         f"Δ = paired difference to {BASELINE} (the baseline) on the same seeds{nested}; "
         f"to target = first evaluation with {target_text}.{best}" + _shares_text(metrics)
         + _copying_text(metrics) + _references_text(references)
     )
 
 
-def interval_text(cells: pd.DataFrame) -> str:
+def _coverage_text(cells: pd.DataFrame) -> str:
     """Which variance the 95% intervals cover: seeds alone (one source checkpoint) or seeds and checkpoints."""
     sources = len(source_checkpoints(cells))
     if sources > 1:
