@@ -187,7 +187,7 @@ def test_html_report_is_self_contained(tmp_path: Path) -> None:
         with Image.open(io.BytesIO(payload)) as image:
             image.verify()
     captions = [caption.strip() for caption in parser.text["figcaption"]]
-    assert captions[1] == "Final FD per strategy with 95% intervals; scratch is the reference."
+    assert captions[1] == "Final FD per strategy with 95% intervals; scratch is the baseline."
     # the page and summary.md show the same table and the same paragraphs
     summary = (folder / "summary.md").read_text()
     assert all(f" {header} " in summary for header in headers)

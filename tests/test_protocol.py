@@ -100,7 +100,7 @@ def test_time_to_quality_with_an_explicit_target():
 def test_summary_shows_interval_paired_difference_and_not_reached():
     cells, evals = _cells_and_evals()
     table = summary_table(cells, evals).set_index("strategy")
-    assert table.loc["scratch", "Δ vs scratch [95% CI]"] == "(reference)"
+    assert table.loc["scratch", "Δ vs scratch [95% CI]"] == "(baseline)"
     # finetune - scratch: -20 and +4, mean -8.00; the interval comes from scipy's paired t-test.
     assert table.loc["finetune", "Δ vs scratch [95% CI]"].startswith("-8.00 [")
     assert table.loc["finetune", "to target"] == "100 steps, 1.5 s (1/2 seeds)"

@@ -158,7 +158,7 @@ def run_settings(args: argparse.Namespace) -> RunSettings:
 
 
 def _command_run(args: argparse.Namespace) -> int:
-    from tganbench.reporting.tables import compact_caption, compact_table, summary_table
+    from tganbench.reporting.tables import compact_caption, compact_table, compact_warnings, summary_table
     from tganbench.runner import run
     from tganbench.store import read_results
 
@@ -170,8 +170,12 @@ def _command_run(args: argparse.Namespace) -> int:
     cache_dir = Path(settings.cache_dir) if settings.cache_dir else default_cache_dir()
     cells, _ = run(config, registry, out_dir, cache_dir, quiet=settings.quiet, force_new=settings.force_new)
     results = read_results(out_dir)
-    print(compact_caption(results.cells, results.metrics))
-    print(compact_table(summary_table(results.cells, results.evals, config.fd_target, results.metrics)))
+    print(compact_caption(results.cells, results.metrics, references=results.references))
+    print(compact_table(summary_table(results.cells, results.evals, config.fd_target, results.metrics,
+                                      results.references)))
+    warnings = compact_warnings(results.cells, results.metrics)
+    if warnings:
+        print(warnings)
     print(f"\nresults: {out_dir}", file=sys.stderr)
     return 1 if (cells["status"] == "failed").any() else 0
 

@@ -15,6 +15,11 @@ on a column when
   (``scipy.stats.ttest_ind``). With a single seed the threshold alone decides,
   and the table says so.
 
+A unit of the test is one cell: a (seed, source seed) pair, so a run with
+several source checkpoints has one unit per seed and checkpoint, paired with
+the other run's cell of the same seed and checkpoint. The reference rows of
+references.csv are not compared.
+
 A baseline cell that is missing from the current run, or is ``ok`` in the
 baseline but not in the current run, is a regression too. Runs whose protocol
 differs (extractor, N generated or reference, steps, resolution, ...) are not
@@ -35,7 +40,7 @@ from scipy import stats
 from tabulate import tabulate
 
 from tganbench.errors import UsageError
-from tganbench.reporting.tables import primary_metric
+from tganbench.reporting.tables import primary_metric, source_checkpoints
 from tganbench.store import LEGACY_METRICS, RecordedMetric, read_results
 
 SIGNIFICANCE = 0.05
@@ -45,6 +50,8 @@ ALIASES = {"time": TIME}
 # Protocol entries that may differ between two runs being compared (reported instead).
 NOT_PROTOCOL = ("device",)
 CELL = ["pair_fingerprint", "shots", "strategy"]
+# What the test pairs on within a cell: a seed on one source checkpoint (NO_SOURCE for scratch and older folders).
+UNIT = ["seed", "source_seed"]
 
 
 @dataclass(frozen=True)
@@ -157,18 +164,20 @@ def protocol_differences(baseline: dict[str, Any], current: dict[str, Any]) -> l
 def one_sided_p(baseline: pd.Series, current: pd.Series) -> float:
     """p-value of "current is higher than baseline" over seeds; NaN with fewer than two values per side.
 
-    ``baseline`` and ``current`` are indexed by seed: seeds present in both are
-    paired (``ttest_rel``); with fewer than two shared seeds the samples are
-    treated as independent (Welch's ``ttest_ind``).
+    ``baseline`` and ``current`` are indexed by the unit (the seed, or the
+    (seed, source seed) pair): units present in both are paired (``ttest_rel``);
+    with fewer than two shared units the samples are treated as independent
+    (Welch's ``ttest_ind``).
     """
     shared = baseline.index.intersection(current.index)
     if len(shared) >= 2:
-        differences = (current[shared] - baseline[shared]).to_numpy(dtype=float)
+        after, before = current.loc[shared], baseline.loc[shared]
+        differences = (after - before).to_numpy(dtype=float)
         if np.ptp(differences) == 0:  # no spread: the sign alone decides
             return 0.0 if differences[0] > 0 else 1.0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            return float(stats.ttest_rel(current[shared], baseline[shared], alternative="greater").pvalue)
+            return float(stats.ttest_rel(after, before, alternative="greater").pvalue)
     if len(baseline) >= 2 and len(current) >= 2:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -249,8 +258,8 @@ def compare(
             threshold = thresholds.get(column)
             if threshold is None or column not in base.columns or column not in current.columns:
                 continue
-            b = base_ok.set_index("seed")[column].dropna()
-            c = cur_ok.set_index("seed")[column].dropna()
+            b = base_ok.set_index(UNIT)[column].dropna()
+            c = cur_ok.set_index(UNIT)[column].dropna()
             if b.empty or c.empty:
                 continue
             single_seed |= min(len(b), len(c)) < 2
@@ -260,6 +269,10 @@ def compare(
         rows.append({"shots": key[1], "strategy": key[2], "metric": "cell", "verdict": "new (not in the baseline)"})
     if single_seed:
         notes.append("cells with a single seed: the threshold alone decides (no test is possible)")
+    if any(len(source_checkpoints(cells)) > 1 for cells in (base_cells, cur_cells)):
+        notes.append("several source checkpoints: each (seed, source seed) is one unit, paired on both")
+    if not baseline.references.empty or not current_results.references.empty:
+        notes.append("references.csv (the copy-shots, real and source rows) is not compared")
     notes.append(f"regression = worse by more than the threshold and, with 2+ seeds, a one-sided t-test "
                  f"p < {SIGNIFICANCE} (paired on shared seeds)")
     columns = ["shots", "strategy", "metric", "baseline", "current", "change", "threshold", "seeds", "p", "verdict"]

@@ -3,10 +3,13 @@
 Every function draws on its own ``matplotlib.figure.Figure`` (no pyplot, so no
 display and no global state) and writes one PNG. Means and bands are over
 seeds, with the same 95% Student-t interval as the summary table
-(:func:`tganbench.reporting.statistics.mean_interval`); non-finite values
+(:func:`tganbench.reporting.statistics.nested_mean_interval`: over the source
+checkpoints' means when the cells nest in several); non-finite values
 (diverged cells) are left out rather than plotted. The curves show every
 metric the folder records at every evaluation; the final-value and time
-figures show the primary metric (FD today).
+figures show the primary metric (FD today). The reference rows of
+references.csv (copy-shots, real, source) are horizontal lines, never bars or
+curves: they are images scored once, not strategies trained.
 """
 
 from __future__ import annotations
@@ -23,14 +26,30 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from tganbench.reporting.statistics import mean_interval
-from tganbench.reporting.tables import BASELINE, joined, metric_title, primary_metric, with_result_columns
-from tganbench.store import REFERENCE_GRID, RecordedMetric, Results, shots_grid
+from tganbench.reporting.statistics import mean_interval, nested_mean_interval
+from tganbench.reporting.tables import (
+    BASELINE,
+    BASELINE_ROLE,
+    joined,
+    metric_title,
+    primary_metric,
+    reference_label,
+    reference_order,
+    source_checkpoints,
+    with_result_columns,
+)
+from tganbench.store import NO_SOURCE, REFERENCE_GRID, RecordedMetric, Results, shots_grid, with_source_seed
 
 DPI = 100
 SOURCE_LABEL = "source pretraining (once, shared)"
 SOURCE_COLOUR = "0.55"
 PLOT_FILES = ("fd_curves.png", "final_fd.png", "time.png")
+# Each reference kind's horizontal line: (colour, line style), distinct from the strategies' solid lines.
+REFERENCE_LINES = {"copy-shots": ("firebrick", ":"), "real": ("black", "-."),
+                   "source": ("dimgray", (0, (6, 2, 1, 2, 1, 2)))}
+OTHER_REFERENCE_LINE = ("0.4", (0, (1, 3)))
+# How the sample overview titles each reference kind's grid.
+REFERENCE_TITLES = {"copy-shots": "copied shots", "real": "real target images", "source": "source model"}
 
 
 def strategy_colours(strategies: list[str]) -> dict[str, Any]:
@@ -44,23 +63,40 @@ def curve_over_seeds(evals: pd.DataFrame, x: str = "step", column: str = "fd") -
 
     Returns one row per step (sorted) with ``x`` (its mean over seeds, e.g.
     ``train_seconds``), ``mean``, ``low`` and ``high`` of ``column`` (the FD by
-    default; 95% t-interval; NaN bounds where fewer than two seeds have a
+    default; 95% t-interval, over the source checkpoints' means when the
+    evaluations nest in several; NaN bounds where fewer than two seeds have a
     finite value). Steps without any finite value are dropped.
     """
+    evals = with_source_seed(evals)
     finite = evals[np.isfinite(evals[column].to_numpy(dtype=float))]
     rows = []
     for step, group in finite.groupby("step", sort=True):
-        mean, _, low, high = mean_interval(group[column])
+        mean, _, low, high = nested_mean_interval(group[column], group["source_seed"])
         rows.append({"step": step, x: float(group[x].mean()), "mean": mean, "low": low, "high": high})
     return pd.DataFrame(rows, columns=list(dict.fromkeys(["step", x, "mean", "low", "high"])))
 
 
-def plot_curves(cells: pd.DataFrame, evals: pd.DataFrame, metrics: list[RecordedMetric], path: Path) -> Path:
+def plot_curves(
+    cells: pd.DataFrame,
+    evals: pd.DataFrame,
+    metrics: list[RecordedMetric],
+    path: Path,
+    references: pd.DataFrame | None = None,
+) -> Path:
+    """Write :func:`curves_figure` to ``path``."""
+    return _save(curves_figure(cells, evals, metrics, references), path)
+
+
+def curves_figure(
+    cells: pd.DataFrame, evals: pd.DataFrame, metrics: list[RecordedMetric], references: pd.DataFrame | None = None
+) -> Figure:
     """Metrics over training steps: one row of panels per metric, one panel per shot count, one line per strategy.
 
     Lines are means over seeds with a 95% band. There is a row for the primary
     metric, and one for every other metric evaluated at every evaluation whose
-    evaluations have a finite value; a share is plotted in percent.
+    evaluations have a finite value; a share is plotted in percent. Each
+    reference kind of ``references`` that holds the metric's final column is a
+    horizontal line at its mean for the panel's shot count.
     """
     strategies = _run_order(cells)
     colours = strategy_colours(strategies)
@@ -78,19 +114,25 @@ def plot_curves(cells: pd.DataFrame, evals: pd.DataFrame, metrics: list[Recorded
             column = f"{column} (percent)"
             evals = evals.assign(**{column: evals[metric.headline] * 100})
         percent = ", %" if metric.unit == "share" else ""
-        rows.append((column, f"{metric_title(metric, cells)}{percent} ({metric.direction} is better)"))
+        rows.append((column, f"{metric_title(metric, cells)}{percent} ({metric.direction} is better)", metric))
         titles.append(metric_title(metric, cells))
     figure = Figure(figsize=(max(6.0, 4.5 * len(shots) + 2.0), 4.0 * len(rows)), layout="constrained")
     grid = figure.subplots(len(rows), len(shots), sharey="row", sharex="col", squeeze=False)
-    for axes, (column, ylabel) in zip(grid, rows):
+    kinds: set[str] = set()
+    for axes, (column, ylabel, metric) in zip(grid, rows):
         _plot_curve_row(axes, cells, evals, column, colours)
+        scale = 100.0 if metric.unit == "share" else 1.0
+        for ax, k in zip(axes, shots):
+            kinds |= _draw_reference_lines(ax, references, k, metric.final, scale)
         axes[0].set_ylabel(ylabel)
     handles = [Line2D([], [], color=colours[label], linestyle=_line_style(label), marker="o", markersize=3)
                for label in strategies]
-    figure.legend(handles, _legend_labels(strategies), loc="outside lower center", ncols=min(len(strategies), 4),
-                  fontsize="small")
+    labels = _legend_labels(strategies)
+    reference_handles, reference_labels = _reference_legend(kinds)
+    figure.legend(handles + reference_handles, labels + reference_labels, loc="outside lower center",
+                  ncols=min(len(labels) + len(reference_labels), 4), fontsize="small")
     figure.suptitle(f"{joined(titles)} during training: mean over {_seed_text(cells)}{_band_text(cells)}")
-    return _save(figure, path)
+    return figure
 
 
 def _plot_curve_row(axes: Any, cells: pd.DataFrame, evals: pd.DataFrame, column: str, colours: dict) -> None:
@@ -118,42 +160,53 @@ def _plot_curve_row(axes: Any, cells: pd.DataFrame, evals: pd.DataFrame, column:
         ax.grid(alpha=0.3)
 
 
-def plot_final(cells: pd.DataFrame, metric: RecordedMetric, path: Path) -> Path:
+def plot_final(
+    cells: pd.DataFrame, metric: RecordedMetric, path: Path, references: pd.DataFrame | None = None
+) -> Path:
+    """Write :func:`final_figure` to ``path``."""
+    return _save(final_figure(cells, metric, references), path)
+
+
+def final_figure(cells: pd.DataFrame, metric: RecordedMetric, references: pd.DataFrame | None = None) -> Figure:
     """``metric``'s final value per strategy as bars with 95% error bars over ok seeds, one panel per shot count.
 
-    ``scratch`` is the reference: its bar is hatched and a dashed line marks
-    its mean across the panel. Dots are the individual seeds; a bar with fewer
-    ok seeds than cells says how many were ok.
+    ``scratch`` is the baseline: its bar is hatched and a dashed line marks
+    its mean across the panel. Dots are the individual cells; a bar with fewer
+    ok cells than cells says how many were ok. Each reference kind of
+    ``references`` is a horizontal line at its mean, in its own style.
     """
+    cells = with_source_seed(cells)
     title = metric_title(metric, cells)
     strategies = _run_order(cells)
     colours = strategy_colours(strategies)
     shots = sorted(cells["shots"].unique())
     figure = Figure(figsize=(max(7.0, 1.1 * len(strategies) * len(shots) + 1.5), 5.0), layout="constrained")
     axes = figure.subplots(1, len(shots), sharey=True, squeeze=False)[0]
+    kinds: set[str] = set()
     for ax, k in zip(axes, shots):
         present = [label for label in strategies if ((cells["shots"] == k) & (cells["strategy"] == label)).any()]
         for x, label in enumerate(present):
             group = cells[(cells["shots"] == k) & (cells["strategy"] == label)]
             ok = group[group["status"] == "ok"]
-            values = ok[metric.final].to_numpy(dtype=float)
-            values = values[np.isfinite(values)]
-            mean, _, low, high = mean_interval(values)
+            finite = ok[np.isfinite(ok[metric.final].to_numpy(dtype=float))]
+            values = finite[metric.final].to_numpy(dtype=float)
+            mean, _, low, high = nested_mean_interval(finite[metric.final], finite["source_seed"])
             note = f"{len(values)}/{len(group)} ok" if len(values) < len(group) else ""
             if math.isnan(mean):
                 ax.text(x, 0, "no ok cell", rotation=90, ha="center", va="bottom", fontsize="small")
                 continue
-            is_reference = label == BASELINE
-            ax.bar(x, mean, color=colours[label], hatch="//" if is_reference else None,
-                   edgecolor="black" if is_reference else colours[label], alpha=0.85)
+            is_baseline = label == BASELINE
+            ax.bar(x, mean, color=colours[label], hatch="//" if is_baseline else None,
+                   edgecolor="black" if is_baseline else colours[label], alpha=0.85)
             if not math.isnan(low):
                 ax.errorbar(x, mean, yerr=[[mean - low], [high - mean]], color="black", capsize=4, linewidth=1)
             ax.plot(np.full(len(values), x), values, "o", color="black", markersize=3)
-            if is_reference:
+            if is_baseline:
                 ax.axhline(mean, color="black", linestyle="--", linewidth=1)
             if note:
                 ax.annotate(note, (x, max(high if not math.isnan(high) else mean, values.max())),
                             xytext=(0, 3), textcoords="offset points", ha="center", fontsize="small")
+        kinds |= _draw_reference_lines(ax, references, k, metric.final)
         ax.set_xticks(range(len(present)), _legend_labels(present), rotation=30, ha="right")
         ax.set_xlim(-0.6, len(present) - 0.4)  # the same slots even where no bar was drawn
         ax.set_title(f"{k} shots")
@@ -164,23 +217,32 @@ def plot_final(cells: pd.DataFrame, metric: RecordedMetric, path: Path) -> Path:
     handles = [Patch(facecolor="white", edgecolor="black", hatch="//"),
                Line2D([], [], color="black", linestyle="--", linewidth=1),
                Line2D([], [], color="black", marker="o", markersize=3, linestyle="")]
-    labels = [f"{BASELINE} (reference)", f"{BASELINE} mean", "one seed"]
+    labels = [f"{BASELINE} {BASELINE_ROLE}", f"{BASELINE} mean",
+              "one cell" if len(source_checkpoints(cells)) > 1 else "one seed"]
     if cells["seed"].nunique() > 1:
         handles.append(Line2D([], [], color="black", marker="_", markersize=10, linestyle=""))
         labels.append("95% t-interval")
-    figure.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize="small")
+    reference_handles, reference_labels = _reference_legend(kinds)
+    figure.legend(handles + reference_handles, labels + reference_labels, loc="outside lower center",
+                  ncols=min(len(labels) + len(reference_labels), 4), fontsize="small")
     figure.suptitle(f"Final {title} per strategy: mean over {_seed_text(cells)}, ok cells only")
-    return _save(figure, path)
+    return figure
 
 
 def plot_time(
-    cells: pd.DataFrame, evals: pd.DataFrame, metric: RecordedMetric, source_seconds: float | None, path: Path
+    cells: pd.DataFrame,
+    evals: pd.DataFrame,
+    metric: RecordedMetric,
+    source_seconds: float | None,
+    path: Path,
+    sources: int = 1,
 ) -> Path:
     """Two panels: training seconds per strategy (source pretraining once, apart) and ``metric`` against them.
 
     The left panel averages ``train_seconds`` over seeds and shot counts; the
-    source pretraining bar, when ``source_seconds`` is positive, is grey and
-    stands apart because every transfer strategy shares the one checkpoint.
+    source pretraining bar, when ``source_seconds`` (the total over the
+    run's ``sources`` checkpoints) is positive, is grey and stands apart
+    because the transfer strategies share the checkpoints.
     The right panel plots ``metric``'s mean over seeds at each evaluation against
     the mean training seconds elapsed by then, at the largest shot count.
     """
@@ -198,7 +260,7 @@ def plot_time(
     positions = list(range(len(labels)))
     if source_seconds:
         # one empty slot between the strategies and the shared source bar
-        labels.append(SOURCE_LABEL)
+        labels.append(SOURCE_LABEL if sources == 1 else f"source pretraining ({sources} checkpoints, shared)")
         seconds.append(float(source_seconds))
         bar_colours.append(SOURCE_COLOUR)
         positions.append(len(strategies) + 1)
@@ -241,24 +303,44 @@ def plot_time(
     return _save(figure, path)
 
 
-def plot_samples(results: Results, shots: int, seed: int, path: Path) -> Path:
-    """Side by side: held-out reference images, the real training shots, then each strategy's samples.
+def sample_panels(results: Results, shots: int, seed: int) -> list[tuple[str, Path]]:
+    """The ``(title, PNG)`` panels of :func:`plot_samples` whose files exist, in display order.
 
-    Every strategy's grid comes from the same fixed noise of ``seed``; the grids
-    are the PNGs the run saved under ``samples/``. Missing files are skipped.
-    Each title gives the cell's status and its shares (``83% recognised``).
+    Held-out target images, the real training shots, the reference rows' grids
+    (``source model (reference)``, ...), then each cell's samples; a title
+    gives the cell's status and its shares (``83% recognised``), and its
+    source checkpoint when the run had several.
     """
-    results_dir, cells = results.folder, results.cells
+    results_dir, cells = results.folder, with_source_seed(results.cells)
     shares = [metric for metric in results.metrics if metric.unit == "share" and metric.final in cells]
-    cell_rows = cells[(cells["shots"] == shots) & (cells["seed"] == seed)]
-    panels = [("held-out reference", results_dir / REFERENCE_GRID),
+    nested = len(source_checkpoints(cells)) > 1
+    panels = [("held-out target images", results_dir / REFERENCE_GRID),
               (f"{shots} training shots", results_dir / shots_grid(shots, seed))]
-    for _, row in cell_rows.iterrows():
+    references = results.references
+    if not references.empty and {"reference", "samples"} <= set(references.columns):
+        chosen = references[(references["shots"] == shots) & (references["seed"] == seed)]
+        for _, row in chosen.sort_values("reference", key=lambda kinds: kinds.map(reference_order)).iterrows():
+            if isinstance(row["samples"], str) and row["samples"]:
+                source = f", source seed {row['source_seed']}" if row["source_seed"] != NO_SOURCE and nested else ""
+                panels.append((f"{REFERENCE_TITLES.get(row['reference'], row['reference'])} (reference{source})",
+                               results_dir / row["samples"]))
+    for _, row in cells[(cells["shots"] == shots) & (cells["seed"] == seed)].iterrows():
         if isinstance(row.get("samples"), str):
             seen = "".join(f", {row[metric.final]:.0%} {metric.title}" for metric in shares
                            if isinstance(row[metric.final], float) and math.isfinite(row[metric.final]))
-            panels.append((f"{row['strategy']} ({row['status']}{seen})", results_dir / row["samples"]))
-    panels = [(title, file) for title, file in panels if file.is_file()]
+            source = f" from source seed {row['source_seed']}" if nested and row["source_seed"] != NO_SOURCE else ""
+            panels.append((f"{row['strategy']}{source} ({row['status']}{seen})", results_dir / row["samples"]))
+    return [(title, file) for title, file in panels if file.is_file()]
+
+
+def plot_samples(results: Results, shots: int, seed: int, path: Path) -> Path:
+    """Side by side: held-out target images, the real training shots, the references' and each strategy's samples.
+
+    Every strategy's grid comes from the same fixed noise of ``seed``; the grids
+    are the PNGs the run saved under ``samples/`` (see :func:`sample_panels`).
+    Missing files are skipped.
+    """
+    panels = sample_panels(results, shots, seed)
     columns = min(4, max(1, len(panels)))
     rows = math.ceil(len(panels) / columns) or 1
     figure = Figure(figsize=(3.2 * columns, 3.4 * rows), layout="constrained")
@@ -282,18 +364,53 @@ def write_figures(results: Results) -> list[Path]:
     cells = with_result_columns(results.cells, metrics)
     columns = ["shots", "strategy", "seed", "step", "train_seconds", *(metric.headline for metric in metrics)]
     evals = results.evals.reindex(columns=[*results.evals.columns, *(c for c in columns if c not in results.evals)])
-    source = results.manifest.get("source") or {}
+    sources = results.manifest.get("sources") or [results.manifest.get("source") or {}]
     # A shipped source was trained once, outside every run: the summary gives its time; no bar here.
-    source_seconds = None if source.get("shipped") else source.get("seconds")
+    seconds = [source.get("seconds") for source in sources if not source.get("shipped")]
+    source_seconds = sum(seconds) if seconds and None not in seconds else None
     out = results.folder / "plots"
     out.mkdir(parents=True, exist_ok=True)
     curves, final, time = (out / name for name in PLOT_FILES)
     primary = primary_metric(metrics)
     return [
-        plot_curves(cells, evals, metrics, curves),
-        plot_final(cells, primary, final),
-        plot_time(cells, evals, primary, source_seconds, time),
+        plot_curves(cells, evals, metrics, curves, results.references),
+        plot_final(cells, primary, final, results.references),
+        plot_time(cells, evals, primary, source_seconds, time, len(sources)),
     ]
+
+
+def reference_levels(references: pd.DataFrame | None, shots: int, column: str) -> dict[str, float]:
+    """Each reference kind's mean ``column`` at ``shots`` (over seeds and source seeds), in display order.
+
+    Kinds without a finite value, and folders without references.csv or that
+    column, give nothing.
+    """
+    if references is None or references.empty or column not in references or "reference" not in references:
+        return {}
+    rows = references[references["shots"] == shots]
+    means = pd.to_numeric(rows[column], errors="coerce").groupby(rows["reference"]).mean().dropna()
+    return {str(kind): float(means[kind]) for kind in sorted(means.index, key=reference_order)}
+
+
+def _draw_reference_lines(
+    ax: Any, references: pd.DataFrame | None, shots: int, column: str, scale: float = 1.0
+) -> set[str]:
+    """Draw each reference kind's level as a horizontal line on ``ax``; returns the kinds drawn."""
+    levels = reference_levels(references, shots, column)
+    for kind, level in levels.items():
+        colour, style = REFERENCE_LINES.get(kind, OTHER_REFERENCE_LINE)
+        ax.axhline(level * scale, color=colour, linestyle=style, linewidth=1.5)
+    return set(levels)
+
+
+def _reference_legend(kinds: set[str]) -> tuple[list[Line2D], list[str]]:
+    """Legend handles and labels for the reference kinds drawn, in display order."""
+    ordered = sorted(kinds, key=reference_order)
+    handles = [Line2D([], [], color=REFERENCE_LINES.get(kind, OTHER_REFERENCE_LINE)[0],
+                      linestyle=REFERENCE_LINES.get(kind, OTHER_REFERENCE_LINE)[1], linewidth=1.5)
+               for kind in ordered]
+    return handles, [reference_label(kind) for kind in ordered]
+
 
 
 def _run_order(cells: pd.DataFrame) -> list[str]:
@@ -305,15 +422,18 @@ def _line_style(label: str) -> str:
 
 
 def _legend_labels(strategies: list[str]) -> list[str]:
-    return [f"{label} (reference)" if label == BASELINE else label for label in strategies]
+    return [f"{label} {BASELINE_ROLE}" if label == BASELINE else label for label in strategies]
 
 
 def _seed_text(cells: pd.DataFrame) -> str:
-    seeds = cells["seed"].nunique()
-    return f"{seeds} seed{'s' if seeds != 1 else ''}"
+    seeds, sources = cells["seed"].nunique(), len(source_checkpoints(cells))
+    text = f"{seeds} seed{'s' if seeds != 1 else ''}"
+    return f"{text} x {sources} source checkpoints" if sources > 1 else text
 
 
 def _band_text(cells: pd.DataFrame) -> str:
+    if len(source_checkpoints(cells)) > 1:
+        return ", band = 95% t-interval over the source checkpoints' means"
     return ", band = 95% t-interval" if cells["seed"].nunique() > 1 else ""
 
 

@@ -32,6 +32,7 @@ tbody tr:nth-child(even) { background: #f8f8f8; }
 figure { margin: 2rem 0; }
 img { max-width: 100%; height: auto; border: 1px solid #ddd; }
 figcaption { color: #555; font-size: 0.95rem; }
+.warning { color: #a00000; }
 """
 
 
@@ -41,14 +42,17 @@ def write_html(
     paragraphs: Sequence[protocol.Pieces],
     table: pd.DataFrame,
     figures: Sequence[tuple[str, Path]],
+    warnings: Sequence[str] = (),
 ) -> Path:
-    """Write ``folder / "report.html"`` atomically: the title, the paragraphs, the table, then each figure.
+    """Write ``folder / "report.html"`` atomically: the title, the paragraphs, the warnings, the table, each figure.
 
     ``paragraphs`` are lists of pieces (:mod:`tganbench.reporting.protocol`);
+    ``warnings`` are sentences shown in bold just above the table;
     ``figures`` are ``(caption, path)`` pairs, each file embedded in the page.
     """
     body = [f"<h1>{html.escape(title)}</h1>"]
     body += [f"<p>{protocol.html(pieces)}</p>" for pieces in paragraphs]
+    body += [f'<p class="warning"><strong>{html.escape(line, quote=False)}</strong></p>' for line in warnings]
     body.append(f'<div class="table-scroll">\n{table_html(table)}\n</div>')
     if figures:
         body.append("<h2>Figures</h2>")

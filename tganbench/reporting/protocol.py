@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from tganbench.reporting.tables import metric_names
+from tganbench.reporting.tables import joined, metric_names
 from tganbench.store import RecordedMetric
 
 
@@ -35,7 +35,7 @@ def html(pieces: Sequence[str]) -> str:
 
 
 def protocol_paragraph(manifest: dict[str, Any], cells: pd.DataFrame, metrics: Sequence[RecordedMetric]) -> Pieces:
-    """Pair, shots, seeds, budget, source, metrics and extractor, device and where the time went."""
+    """Pair, shots, seeds, budget, sources, metrics and extractor, the held-out split, device and time."""
     config = manifest["config"]
     pieces: Pieces = [
         "Pair ", Code(manifest.get("pair", config["pair"])),
@@ -48,29 +48,46 @@ def protocol_paragraph(manifest: dict[str, Any], cells: pd.DataFrame, metrics: S
         "from ", *_source(manifest), f". {metric_names(cells, metrics, space=False)} use the ",
         Code(config["feature_extractor"]),
         f" feature extractor on {config['n_generated']} generated images "
-        f"(fixed noise per seed, the same for every strategy) against {manifest['n_reference']} held-out target "
-        f"images. Device: {manifest['device']}. Times exclude evaluation; {_source_time(manifest)}.",
+        f"(fixed noise per seed, the same for every strategy) against {_held_out(manifest)}. "
+        f"Device: {manifest['device']}. Times exclude evaluation; {_source_time(manifest)}.",
     ]
     recognition = _recognition(manifest)
     return [*pieces, " ", *recognition] if recognition else pieces
 
 
+def _held_out(manifest: dict[str, Any]) -> str:
+    """The held-out target images, and how the validation / test split uses them when the run had one."""
+    split = manifest.get("split")
+    if not split:
+        return f"{manifest['n_reference']} held-out target images"
+    return (f"held-out target images: {split['validation']} validation images choose the best step; "
+            f"{split['test']} test images report every value")
+
+
 def _source(manifest: dict[str, Any]) -> Pieces:
-    """Where the source weights came from."""
+    """Where the source weights came from: one checkpoint, or several each cell is repeated on."""
     source = manifest.get("source") or {}
     shipped = source.get("shipped")
     if shipped:
         return ["the source checkpoint shipped with tganbench (", Code(shipped["file"]), ", checksum ",
                 Code(shipped["checksum"]), f", {shipped.get('steps', '?')} steps)"]
-    return [f"one source checkpoint of {manifest['config']['source_steps']} steps"]
+    seeds = manifest.get("source_seeds") or []
+    steps = manifest["config"]["source_steps"]
+    if len(seeds) > 1:
+        listed = ", ".join(map(str, seeds))
+        return [(f"{len(seeds)} source checkpoints of {steps} steps (seeds {listed}), each cell that starts from "
+                 "a source repeated on each")]
+    return [f"one source checkpoint of {steps} steps"]
 
 
 def _source_time(manifest: dict[str, Any]) -> str:
-    """How long the source took, and whether this run paid for it."""
+    """How long the sources took, and whether this run paid for them."""
     source = manifest["source"]
     if source.get("shipped"):
         return f"this run trained no source (the shipped one took {source['seconds']:.0f} s, once)"
-    return f"source pretraining took {source['seconds']:.1f} s{' (cached)' if source['cached'] else ''}"
+    sources = manifest.get("sources") or [source]
+    times = [f"{entry['seconds']:.1f} s{' (cached)' if entry.get('cached') else ''}" for entry in sources]
+    return f"source pretraining took {joined(times)}"
 
 
 def _recognition(manifest: dict[str, Any]) -> Pieces:
