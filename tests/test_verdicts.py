@@ -154,3 +154,9 @@ def test_a_generator_that_copies_its_shots_is_flagged_and_less_diverse_than_fine
     assert copier["recall"] < finetune["recall"]
     # the trap: FD alone ranks the copier first
     assert copier["fd_final"] < finetune["fd_final"]
+    # and the reader is told, on the terminal and above the summary's table
+    warning = "COPYING: memorise at 10 shots has C_T ="
+    assert warning in result.stdout
+    summary = (out / "summary.md").read_text()
+    assert f"**{warning}" in summary and summary.index(warning) < summary.index("| shots")
+    assert "finetune at 10 shots" not in summary

@@ -28,6 +28,7 @@ from tganbench.reporting.statistics import (
     nested_mean_interval,
     nested_paired_difference,
 )
+from tganbench.metrics.verdicts import COPYING_THRESHOLD
 from tganbench.store import CELL_KEY, NO_SOURCE, RecordedMetric, recorded_metrics, with_source_seed
 
 BASELINE = "scratch"
@@ -42,8 +43,6 @@ REFERENCE_MEANINGS = {
 }
 # The data-copying statistic C_T (Meehan et al., AISTATS 2020) is recorded as the metric of this name.
 COPYING = "copying"
-# Mirrors COPYING_THRESHOLD of tganbench/metrics/verdicts.py: C_T below it means the samples copy the shots.
-COPYING_THRESHOLD = -3.0
 COPYING_MARK = "COPYING"
 # The feature-space distance takes its name from the extractor (FD, or FID for Inception) and shows the space.
 FEATURE_DISTANCE = "fd"
