@@ -15,6 +15,7 @@ curves: they are images scored once, not strategies trained.
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -320,7 +321,8 @@ def sample_panels(results: Results, shots: int, seed: int) -> list[tuple[str, Pa
     if not references.empty and {"reference", "samples"} <= set(references.columns):
         chosen = references[(references["shots"] == shots) & (references["seed"] == seed)]
         for _, row in chosen.sort_values("reference", key=lambda kinds: kinds.map(reference_order)).iterrows():
-            if isinstance(row["samples"], str) and row["samples"]:
+            # copy-shots' grid is the training shots' grid, already shown
+            if isinstance(row["samples"], str) and row["samples"] and row["samples"] != shots_grid(shots, seed):
                 source = f", source seed {row['source_seed']}" if row["source_seed"] != NO_SOURCE and nested else ""
                 panels.append((f"{REFERENCE_TITLES.get(row['reference'], row['reference'])} (reference{source})",
                                results_dir / row["samples"]))
@@ -349,7 +351,7 @@ def plot_samples(results: Results, shots: int, seed: int, path: Path) -> Path:
         ax.axis("off")
     for ax, (title, file) in zip(axes, panels):
         ax.imshow(matplotlib.image.imread(file))
-        ax.set_title(title, fontsize="small")
+        ax.set_title(textwrap.fill(title, 42), fontsize="small")
     figure.suptitle(f"Final samples, {shots} shots, seed {seed}: the same noise for every strategy")
     return _save(figure, path)
 
