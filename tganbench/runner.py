@@ -8,6 +8,7 @@ in ``store.py`` and the report in ``reporting``; this module only orchestrates.
 from __future__ import annotations
 
 import sys
+import time
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
@@ -123,10 +124,13 @@ def _run_cells(plan: Plan, shared: SharedArtefacts, store: ResultsStore, registr
     total = len(finished) + len(todo)
     store.write_grid(REFERENCE_GRID, plan.reference)
     try:
+        started_references = time.perf_counter()
         for shots, seed in plan.shots:
             if not (store.out_dir / shots_grid(shots, seed)).is_file():
                 store.write_grid(shots_grid(shots, seed), plan.shots[shots, seed].images)
             _add_references(plan, shared, store, shots, seed, references_done)
+        manifest["references_seconds"] = time.perf_counter() - started_references
+        store.write_manifest(manifest)
         for spec in todo:
             result = _execute(spec, shared, store, log, hook, quiet)
             store.add_cell(result.row, result.evals)
