@@ -185,8 +185,8 @@ def test_a_cell_description_pickles_and_executes_the_same(tmp_path):
     plan = plan_run(config, registry, tmp_path / "data")
     (spec,) = cell_specs(plan, plan.cells())
     copy = pickle.loads(pickle.dumps(spec))
-    assert copy.key() == spec.key() == (100, "scratch+diffaugment[policy=color]", 0)
-    evaluator = Evaluator(plan.extractor, plan.reference, torch.device("cpu"), 5, 50)
+    assert copy.key() == spec.key() == (100, "scratch+diffaugment[policy=color]", 0, -1)
+    evaluator = Evaluator(plan.extractor, plan.reference, torch.device("cpu"), 5, 50, validation=plan.validation)
     context = MetricContext(evaluator, plan.reference, plan.families)
     metrics = [entry.obj for entry in registry.metrics.values()]
     shared = SharedArtefacts(torch.device("cpu"), context, metrics, plan.extractor.name, plan.extractor.metric)

@@ -42,15 +42,17 @@ def test_image_folder_pair_runs_end_to_end_with_a_shot_list(tmp_path):
     cells = pd.read_csv(out / "cells.csv")
     assert len(cells) == 2 * 2 * 2 and set(cells["shots"]) == {5, 10}
     assert (cells["pair"] == "folders").all()
-    assert (cells["n_reference"] == 40).all()  # half of the 80 decodable target images is held out
+    # half of the 80 decodable target images is held out, shared by test and validation images (200 each asked)
+    assert (cells["n_reference"] == 20).all()
     assert cells["reference_fingerprint"].nunique() == 1
     # One shot set per (shots, seed), shared by both strategies.
     assert cells.groupby(["shots", "seed"])["shots_fingerprint"].nunique().eq(1).all()
     assert cells["shots_fingerprint"].nunique() == 4
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["pair_sizes"] == {"source": 60, "target_pool": 40, "reference": 40}
+    assert manifest["split"] == {"validation": 20, "test": 20}
     assert manifest["config"]["shots"] == [5, 10]
-    assert "200 generated vs 40 held-out target images" in result.stdout.split("\n\n")[0].replace("\n", " ")
+    assert "200 generated vs 20 held-out target images" in result.stdout.split("\n\n")[0].replace("\n", " ")
     summary = (out / "summary.md").read_text()
     assert "`folders`" in summary
     header = next(line for line in summary.splitlines() if line.startswith("|   shots"))

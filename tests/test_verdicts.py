@@ -158,5 +158,5 @@ def test_a_generator_that_copies_its_shots_is_flagged_and_less_diverse_than_fine
     warning = "COPYING: memorise at 10 shots has C_T ="
     assert warning in result.stdout
     summary = (out / "summary.md").read_text()
-    assert f"**{warning}" in summary and summary.index(warning) < summary.index("| shots")
+    assert f"**{warning}" in summary and summary.index(warning) < summary.index("\n|")
     assert "finetune at 10 shots" not in summary
