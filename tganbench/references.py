@@ -32,7 +32,6 @@ from tganbench.source import SourceCheckpoint
 from tganbench.step import sample_images
 from tganbench.store import NO_SOURCE
 
-REFERENCES = ("copy-shots", "real", "source")
 # Offset of the seed that picks the `real` images, apart from the seeds that draw the shots.
 REAL_SEED_OFFSET = 2_000_003
 

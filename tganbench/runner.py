@@ -28,8 +28,7 @@ from tganbench.plan import Method, Plan, check_resumable, plan_run, protocol
 from tganbench.plugins import Registry, notify
 from tganbench.reporting.build import build_report
 from tganbench.source import SourceCheckpoint, shipped_checkpoint, source_checkpoint
-from tganbench.step import sample_images
-from tganbench.references import reference_row, reference_sets
+from tganbench.references import reference_row, reference_sets, source_samples
 from tganbench.store import (NO_SOURCE, REFERENCE_GRID, ResultsStore, cell_key, reference_grid, samples_grid,
                              shots_grid, source_seed_of)
 
@@ -264,9 +263,8 @@ def prepare_source(plan: Plan, cache_dir: Path, log: Log, quiet: bool, seed: int
 
 def _source_recognition(plan: Plan, source: SourceCheckpoint) -> dict[str, float]:
     """What the source model's samples show: shares recognised as the source and the target family."""
-    g, _ = plan.model.build(0, plan.device)
-    g.load_state_dict(source.g)
-    scores = recognition_scores(sample_images(g, evaluation_noise(plan.config, 0, plan.device)), plan.families)
+    samples = source_samples(plan.model, source, evaluation_noise(plan.config, 0, plan.device, plan.model.z_dim))
+    scores = recognition_scores(samples, plan.families)
     return {"recognised_as_source": scores["recognised_source"], "recognised_as_target": scores["recognised"]}
 
 

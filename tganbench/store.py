@@ -35,6 +35,8 @@ ERRORS_LOG = "errors.log"
 RESULT_FILES = ("cells.csv", "evals.csv", "manifest.json")
 # The reference rows (copy-shots, real, source) of each (shots, seed): beside the cells, never among them.
 REFERENCES_FILE = "references.csv"
+# The kinds of reference rows, in display order (``tganbench.references`` computes them).
+REFERENCE_KINDS = ("copy-shots", "real", "source")
 # Everything a run writes into its folder (what a fresh run over an old folder removes).
 WRITTEN_FILES = (*RESULT_FILES, REFERENCES_FILE, "summary.md", "report.html", ERRORS_LOG)
 WRITTEN_FOLDERS = ("plots", "samples")

@@ -29,13 +29,12 @@ from tganbench.reporting.statistics import (
     nested_paired_difference,
 )
 from tganbench.metrics.verdicts import COPYING_THRESHOLD
-from tganbench.store import CELL_KEY, NO_SOURCE, RecordedMetric, recorded_metrics, with_source_seed
+from tganbench.store import CELL_KEY, NO_SOURCE, REFERENCE_KINDS, RecordedMetric, recorded_metrics, with_source_seed
 
 BASELINE = "scratch"
 # How tables and figures name the baseline's role (the word "reference" means the rows of references.csv).
 BASELINE_ROLE = "(baseline)"
 # The kinds of references.csv rows, in display order: the memorisation trap, the floor, the starting point.
-REFERENCE_KINDS = ("copy-shots", "real", "source")
 REFERENCE_MEANINGS = {
     "copy-shots": "the training shots themselves, tiled to the generated count (what memorising them scores)",
     "real": "real target images that are neither shots nor held out (the floor)",
