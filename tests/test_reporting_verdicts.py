@@ -216,6 +216,17 @@ def test_the_oracle_best_is_in_summary_md_but_not_on_the_terminal(tmp_path):
     assert "FD[shapes] oracle min" in summary
 
 
+def test_a_strategy_copying_in_some_cells_is_warned_with_both_means(tmp_path):
+    results = read_results(make_results(tmp_path / "run"))
+    cells = results.cells.copy()
+    freeze_d = cells.index[cells["strategy"] == "freeze-d"]
+    cells.loc[freeze_d, "copying"] = -1.0
+    cells.loc[freeze_d[0], "copying"] = -9.0  # one copying cell among several that do not copy
+    warning = next(w for w in copying_warnings(cells, results.metrics) if "freeze-d" in w)
+    mean_all = cells.loc[freeze_d, "copying"].mean()
+    assert f"C_T below -3 in 1 of its {len(freeze_d)} cells (mean -9.0 over those, {mean_all:.1f} over all)" in warning
+
+
 def test_copying_is_flagged_for_strategies_never_for_reference_rows(tmp_path):
     folder = make_results(tmp_path / "run")
     results = read_results(folder)

@@ -366,12 +366,15 @@ def copying_warnings(cells: pd.DataFrame, metrics: Sequence[RecordedMetric]) -> 
             continue
         values = pd.to_numeric(group[metric.final], errors="coerce")
         count = int(copying.sum())
-        which = ("its only cell" if len(group) == 1 else f"all {count} of its cells" if count == len(group)
-                 else f"{count} of its {len(group)} cells")
+        if count == len(group):
+            which = "its only cell" if count == 1 else f"all {count} of its cells"
+            value = f"C_T = {values.mean():.1f} ({which} below {COPYING_THRESHOLD:g})"
+        else:  # the mean over every cell would hide the copying ones, so both means are given
+            value = (f"C_T below {COPYING_THRESHOLD:g} in {count} of its {len(group)} cells "
+                     f"(mean {values[copying].mean():.1f} over those, {values.mean():.1f} over all)")
         warnings.append(
-            f"COPYING: {label} at {shots} shots has C_T = {values[copying].mean():.1f} "
-            f"({which} below {COPYING_THRESHOLD:g}): its samples sit closer to its training shots than real "
-            "held-out images do, so it reproduces its training images, and FD and KID reward that."
+            f"COPYING: {label} at {shots} shots has {value}: its samples sit closer to its training shots than "
+            "real held-out images do, so it reproduces its training images, and FD and KID reward that."
         )
     return warnings
 
