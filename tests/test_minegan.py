@@ -21,7 +21,7 @@ MODEL = ModelConfig(resolution=32, width=8, z_dim=16)
 IMAGES = render_shapes("triangle", 16, 32, seed=3)
 CPU = torch.device("cpu")
 # Contiguous weights, so that G and a copy made before training compute bit-identical samples.
-SHORT = dict(batch_size=8, ema_beta=0.0, memory_format="contiguous")
+SHORT = {"batch_size": 8, "ema_beta": 0.0, "memory_format": "contiguous"}
 
 
 class KnownMiner(MineGAN):
@@ -45,15 +45,20 @@ def _changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) ->
 
 
 def test_the_miner_maps_z_dim_to_z_dim_and_keeps_the_scale_of_the_noise():
-    miner = Miner(64)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        miner = Miner(64)
+    noise = torch.randn(4096, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        default_scale = miner(noise).square().mean().item()  # PyTorch's default Linear init
     state = TrainState(torch.nn.Linear(1, 1), torch.nn.Linear(1, 1), None, None, IMAGES, 8,
                        torch.Generator().manual_seed(0))
     initialise_miner(miner, state)
-    noise = torch.randn(4096, 64, generator=torch.Generator().manual_seed(1))
     latents = miner(noise)
     assert latents.shape == (4096, 64)
-    # G was trained on N(0, I) latents, mean square 1; PyTorch's default Linear init would give about 0.06.
+    # G was trained on N(0, I) latents, mean square 1; the default init shrinks them to about 0.06.
     assert 0.6 < latents.square().mean().item() < 1.4
+    assert default_scale < 0.2
 
 
 def test_prepare_puts_the_miner_in_front_of_g_and_in_gs_optimizer():
@@ -78,7 +83,7 @@ def test_while_mining_g_stays_bit_identical_as_miner_and_d_train_then_all_three_
     strategy = MineGAN(mining=0.5)
     train(g, d, strategy, IMAGES, TrainConfig(steps=6, **SHORT), seed=0, evaluate=record, eval_every=1)
     assert strategy.mining_steps == 3
-    miner0, g0, d0 = seen[0]
+    miner0, g0, _ = seen[0]
     for step in (1, 2, 3):  # mining: G's weights and BatchNorm statistics stay the source's
         miner, g_now, d_now = seen[step]
         previous_miner, _, previous_d = seen[step - 1]
@@ -149,6 +154,7 @@ def test_cuda_graph_skips_minegan_with_its_reason_and_keeps_the_others():
 
 def test_a_captured_step_is_refused_rather_than_frozen_in_one_phase():
     g, d = build_models(MODEL, 0, CPU)
-    config = TrainConfig(steps=6, cuda_graph=True, **SHORT)  # on a CPU the graphed step runs eagerly on pre-drawn numbers
+    # On a CPU the graphed step runs eagerly on pre-drawn numbers, recording its draws on the third step.
+    config = TrainConfig(steps=6, cuda_graph=True, **SHORT)
     with pytest.raises(RuntimeError, match="minegan under --cuda-graph: its mining phase ends"):
         train(g, d, MineGAN(), IMAGES, config, seed=0)

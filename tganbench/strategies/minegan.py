@@ -75,7 +75,8 @@ class MineGAN(Strategy):
     def __init__(self, **overrides) -> None:
         super().__init__(**overrides)
         if not 0 <= self.params["mining"] <= 1:
-            raise ValueError(f"mining must be between 0 and 1 (a share of the run's steps), got {self.params['mining']}")
+            raise ValueError(f"mining must be between 0 and 1 (a share of the run's steps), "
+                             f"got {self.params['mining']}")
         self.miner: Miner | None = None
         self.mining_steps = 0
 
