@@ -7,7 +7,7 @@ import pandas as pd
 
 from conftest import run_cli
 
-BUILT_INS = ["scratch", "finetune", "freeze-d", "freeze-g", "batchstat"]
+BUILT_INS = ["scratch", "finetune", "freeze-d", "freeze-g", "batchstat", "minegan"]
 
 
 def test_smoke_run_all_prints_one_row_per_strategy(smoke_run):

@@ -118,6 +118,8 @@ def resolve_methods(config: RunConfig, registry: Registry, model: ModelSpec) -> 
         except ValueError as error:
             raise UsageError(f"strategy '{strategy.label}': {error}") from None
         reason = strategy.supports(model.architecture.name, g, d)
+        if not reason and config.cuda_graph and strategy.cuda_graph_refusal:
+            reason = strategy.cuda_graph_refusal
         if reason:
             skipped.append(f"{strategy.label}: {reason}")
             continue

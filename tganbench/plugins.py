@@ -27,6 +27,7 @@ DEFAULT_PLUGINS = (
     "tganbench.strategies.freeze_d",
     "tganbench.strategies.freeze_g",
     "tganbench.strategies.batchstat",
+    "tganbench.strategies.minegan",
     "tganbench.augmentations.diffaugment",
     "tganbench.models.dcgan",
     "tganbench.metrics.standard",

@@ -87,6 +87,8 @@ class TrainState:
     batch_size: int
     rng: torch.Generator
     step: int = 0
+    # The run's number of training steps (its budget), for strategies whose schedule depends on it; 0 if unknown.
+    total_steps: int = 0
     augmentation: Augmentation | None = None
     real_symmetries: tuple[str, ...] = ()
     r1_gamma: float = 0.0

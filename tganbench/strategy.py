@@ -31,11 +31,15 @@ class Strategy(Component):
         real_gradient: the discriminator step makes the real batch require
             gradients, so ``discriminator_loss`` can differentiate D's logits
             with respect to the real images (R1).
+        cuda_graph_refusal: why the step cannot be captured as a CUDA graph
+            (a host-side decision between steps, such as a phase switch), or
+            "" if it can; ``--cuda-graph`` skips the strategy with this reason.
     """
 
     from_source: ClassVar[bool] = True
     adversarial: ClassVar[bool] = True
     real_gradient: ClassVar[bool] = False
+    cuda_graph_refusal: ClassVar[str] = ""
 
     def supports(self, architecture: str, g: nn.Module, d: nn.Module) -> str | None:
         """Why this strategy cannot run on models of ``architecture`` (freshly built ``g``, ``d``), or None."""

@@ -37,6 +37,8 @@ class TrainResult:
     eval_generator: nn.Module | None = None
     # The Adam settings G and D trained with (the run's, with the strategy's overrides).
     optimizer: dict[str, float] = field(default_factory=dict)
+    # The module a strategy put in front of G's latent input (``state.latent_transform``), or None.
+    latent_transform: nn.Module | None = None
 
 
 def _synchronize(device: torch.device) -> None:
@@ -139,6 +141,7 @@ def train(
         images=images,
         batch_size=config.batch_size,
         rng=torch.Generator(device=device).manual_seed(seed),
+        total_steps=config.steps,
         augmentation=augmentation,
         real_symmetries=config.real_symmetries,
         r1_gamma=config.r1_gamma,
@@ -202,4 +205,5 @@ def train(
         p.numel() for optimizer in (state.g_opt, state.d_opt) if optimizer
         for group in optimizer.param_groups for p in group["params"]
     )
-    return TrainResult(status, state.step, train_seconds, eval_seconds, trainable, losses, eval_generator, settings)
+    return TrainResult(status, state.step, train_seconds, eval_seconds, trainable, losses, eval_generator, settings,
+                       state.latent_transform)
