@@ -9,7 +9,7 @@ import torch
 
 from tganbench.data.shapes import render_shapes
 from tganbench.models import ModelConfig, build_models
-from tganbench.strategies.cdc import CDC, distance_consistency
+from tganbench.strategies.cdc import CDC, distance_consistency, off_diagonal
 from tganbench.strategies.dcl import DCL, discriminator_contrast, generator_contrast
 from tganbench.train import TrainConfig, TrainState, train
 from test_cuda_graph import _assert_same_training
@@ -55,6 +55,11 @@ def test_distance_consistency_is_the_mean_kl_from_the_source_on_a_constructed_ca
     # KL(adapted || source) would be (e log(2e / (e + 1)) + log(2 / (e + 1))) / (e + 1) per row: not this.
     reverse = 2 * (math.e * math.log(2 * math.e / (math.e + 1)) + math.log(2 / (math.e + 1))) / (math.e + 1) / 6
     assert value.item() != pytest.approx(reverse, rel=1e-3)
+
+
+def test_off_diagonal_keeps_each_rows_other_columns_in_order():
+    square = torch.arange(9.0).view(3, 3)
+    assert off_diagonal(square).tolist() == [[1.0, 2.0], [3.0, 5.0], [6.0, 7.0]]
 
 
 def test_distance_consistency_takes_each_samples_row_from_its_own_layer():

@@ -91,7 +91,11 @@ def pick_rows(per_layer: torch.Tensor, layers: torch.Tensor) -> torch.Tensor:
 def off_diagonal(square: torch.Tensor) -> torch.Tensor:
     """An (n, n) matrix without its diagonal, as (n, n - 1): row i keeps its columns j != i in order."""
     n = len(square)
-    return square.masked_select(~torch.eye(n, dtype=torch.bool, device=square.device)).view(n, n - 1)
+    columns = torch.arange(n - 1, device=square.device).expand(n, n - 1)
+    # Column k of row i is k below the diagonal and k + 1 from it on; a gather keeps shapes static
+    # (masked_select would wait for the device to count the mask, which a captured step cannot).
+    columns = columns + (columns >= torch.arange(n, device=square.device)[:, None])
+    return square.gather(1, columns)
 
 
 def distance_consistency(source: list[torch.Tensor], adapted: list[torch.Tensor], layers: torch.Tensor) -> torch.Tensor:
