@@ -1,8 +1,8 @@
 """``dcl``: Dual Contrastive Learning (Zhao, Ding, Huang & Cheung, "A Closer Look at Few-shot Image Generation", CVPR 2022).
 
 Everything trains with the shared adversarial step, plus two InfoNCE terms
-against the frozen source G on an auxiliary batch of latents z_1..z_n (4, as
-the CDC code base DCL is built on samples):
+against the frozen source G on an auxiliary batch of latents z_1..z_n (n = 4,
+the batch size of the CDC code base that DCL is built on):
 
 - **Generator side** (weight ``g_weight=2``): the anchor is the adapted G's
   feature G_t(z_i), the positive the source G's feature G_s(z_i) for the same
@@ -13,9 +13,8 @@ the CDC code base DCL is built on samples):
   G_s(z_i), the negatives real target images x_1..x_m (the first n of the D
   step's real batch): -log of exp(cos(D(G_t(z_i)), D(G_s(z_i))) / τ) over
   itself plus the sum over j of exp(cos(D(G_t(z_i)), D(x_j)) / τ). D
-  minimises it: it learns features in which an adapted image stays close to
-  its source counterpart and apart from the real shots, so it keeps telling G
-  what the source's diversity looked like.
+  minimises it (G gets no gradient from it): D's features keep an adapted
+  image close to its source counterpart and apart from the real shots.
 
 τ = 0.07. Each sample's layer is drawn at random, from G's feature layers
 but the lowest for the generator term (as CDC's code draws them) and from all
