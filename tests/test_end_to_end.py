@@ -7,7 +7,7 @@ import pandas as pd
 
 from conftest import run_cli
 
-BUILT_INS = ["scratch", "finetune", "freeze-d", "freeze-g", "batchstat", "minegan"]
+BUILT_INS = ["scratch", "finetune", "freeze-d", "freeze-g", "batchstat", "cdc", "dcl", "minegan"]
 
 
 def test_smoke_run_all_prints_one_row_per_strategy(smoke_run):
@@ -42,6 +42,7 @@ def test_smoke_run_writes_results_folder(smoke_run):
     assert (cells["extractor"] == "shapes").all() and (cells["metric"] == "FD").all()
     assert (cells["n_generated"] == 200).all() and (cells["n_reference"] == 200).all()
     assert (cells["steps"] == 20).all()
+    # Total counts everything a cell holds (G, D, minegan's miner, cdc's patch head), trainable what its optimisers hold.
     assert cells["trainable_params"].le(cells["total_params"]).all()
     # Step 0 plus every 10 steps up to 20: three evaluations per cell.
     evals = pd.read_csv(out / "evals.csv")
@@ -75,5 +76,5 @@ def test_fine_tuning_starts_from_the_source_and_scratch_does_not(smoke_run):
     evals = pd.read_csv(out / "evals.csv")
     start = evals[evals["step"] == 0].set_index("strategy")["fd"]
     # Every transfer strategy begins from the same source weights, hence the same step-0 samples.
-    assert start[["finetune", "freeze-d", "freeze-g", "batchstat"]].nunique() == 1
+    assert start[["finetune", "freeze-d", "freeze-g", "batchstat", "cdc", "dcl", "minegan"]].nunique() == 1
     assert start["scratch"] != start["finetune"]

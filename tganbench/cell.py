@@ -212,8 +212,7 @@ def execute_cell(
         eval_seconds=result.eval_seconds,
         steps_per_second=result.steps / result.train_seconds if result.train_seconds else math.nan,
         trainable_params=result.trainable_params,
-        total_params=sum(p.numel() for module in (g, d, result.latent_transform) if module is not None
-                         for p in module.parameters()),
+        total_params=result.total_params,
         optimizer=json.dumps(result.optimizer, sort_keys=True),
         **peak_memory(device),
         **provenance(spec, shared),

@@ -27,6 +27,8 @@ DEFAULT_PLUGINS = (
     "tganbench.strategies.freeze_d",
     "tganbench.strategies.freeze_g",
     "tganbench.strategies.batchstat",
+    "tganbench.strategies.cdc",
+    "tganbench.strategies.dcl",
     "tganbench.strategies.minegan",
     "tganbench.augmentations.diffaugment",
     "tganbench.models.dcgan",

@@ -32,13 +32,13 @@ class TrainResult:
     train_seconds: float
     eval_seconds: float
     trainable_params: int
+    # Every parameter the cell holds: G, D, a latent transform (MineGAN's miner), a strategy's extra modules.
+    total_params: int
     losses: dict[str, float] = field(default_factory=dict)
     # The generator to sample from: the moving average of G's weights when the run keeps one, else G.
     eval_generator: nn.Module | None = None
     # The Adam settings G and D trained with (the run's, with the strategy's overrides).
     optimizer: dict[str, float] = field(default_factory=dict)
-    # The module a strategy put in front of G's latent input (``state.latent_transform``), or None.
-    latent_transform: nn.Module | None = None
 
 
 def _synchronize(device: torch.device) -> None:
@@ -201,9 +201,10 @@ def train(
     train_seconds += clock() - started
     if bar is not None:
         bar.close()
-    trainable = sum(
-        p.numel() for optimizer in (state.g_opt, state.d_opt) if optimizer
-        for group in optimizer.param_groups for p in group["params"]
-    )
-    return TrainResult(status, state.step, train_seconds, eval_seconds, trainable, losses, eval_generator, settings,
-                       state.latent_transform)
+    trained = {id(p): p for optimizer in (state.g_opt, state.d_opt) if optimizer
+               for group in optimizer.param_groups for p in group["params"]}
+    # Everything the cell holds: G, D, a latent transform and what a strategy added to the optimisers (a patch head).
+    held = {id(p): p for module in (g, d, state.latent_transform) if module is not None for p in module.parameters()}
+    total = sum(p.numel() for p in {**held, **trained}.values())
+    return TrainResult(status, state.step, train_seconds, eval_seconds, sum(p.numel() for p in trained.values()),
+                       total, losses, eval_generator, settings)
