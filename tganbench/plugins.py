@@ -28,6 +28,7 @@ DEFAULT_PLUGINS = (
     "tganbench.strategies.freeze_g",
     "tganbench.strategies.batchstat",
     "tganbench.augmentations.diffaugment",
+    "tganbench.augmentations.ada",
     "tganbench.models.dcgan",
     "tganbench.metrics.standard",
     "tganbench.metrics.verdicts",
