@@ -109,6 +109,13 @@ def test_a_single_channel_image_gets_brightness_contrast_and_the_luma_flip():
     assert out.shape == grey.shape and not torch.equal(out, grey) and torch.isfinite(out).all()
 
 
+def test_under_bf16_autocast_the_transformations_are_computed_in_float32():
+    """--precision bf16 runs the step under autocast; ADA's maps and colour matrices must not be rounded to bf16."""
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = ADA(p=1.0).augment(IMAGES, Draws(6))
+    torch.testing.assert_close(mixed, ADA(p=1.0).augment(IMAGES, Draws(6)))
+
+
 def test_the_update_makes_no_host_synchronisation(monkeypatch):
     """A captured step cannot read a device value on the host: any such read raises here."""
     ada = ADA(interval=2, kimg=0.1, p=0.3)

@@ -16,11 +16,11 @@ moves by ``sign(r_t - target) * images / (kimg * 1000)``, where ``images`` is
 the number of real images in the interval, so that ``p`` can go from 0 to 1
 in ``kimg`` thousand images, and is kept in [0, 1]. The paper's defaults:
 ``target=0.6``, ``interval=4``, ``p=0`` at the start. ``kimg`` was 500 there
-(runs of tens of millions of images); this project's runs show D 64,000
-images (the quick profile: 2,000 steps of 32), so the default here is
-``kimg=16``: ``p`` can go from 0 to 1 in 500 steps of 32, a quarter of a quick
-run, and moves by 0.008 per update, still small enough to settle rather than
-jump (see docs/strategies.md, "Augmentations").
+(100 when resuming from a pretrained network; runs of millions of images);
+this project's runs show D 64,000 images (the quick profile: 2,000 steps of
+32), so the default here is ``kimg=16``: ``p`` can go from 0 to 1 in 500
+steps of 32, a quarter of a quick run, and moves by 0.008 per update, still
+small enough to settle rather than jump (see docs/strategies.md, "Augmentations").
 
 **The transformations** are the paper's "bgc" pipeline, three groups chosen by
 ``groups`` (default ``blit,geom,color``), each of whose operations is applied
