@@ -37,7 +37,7 @@ BAD_INPUTS = [
     (["--d-norm", "batch"], "architecture 'dcgan': d_norm must be spectral or none, got 'batch'"),
     (["--architecture", "stylegan9"], "unknown architecture 'stylegan9' (available: dcgan)"),
     (["--architecture", "dcgan[depth=3]"], "architecture 'dcgan': unknown parameter 'depth' (parameters: width, d_norm)"),
-    (["--augment", "colour"], "unknown augmentation 'colour' (available: diffaugment)"),
+    (["--augment", "colour"], "unknown augmentation 'colour' (available: diffaugment, ada)"),
     (["--augment", "diffaugment[policy=zoom]"], "augmentation 'diffaugment': unknown policy 'zoom'"),
     (["--device", "tpu"], "--device must be auto, cpu or cuda, got 'tpu'"),
     (["--precision", "fp16"], "--precision must be fp32 or bf16, got 'fp16'"),

@@ -7,6 +7,12 @@ the generator's, so D never sees an un-augmented image and G is not taught to
 draw augmented ones (DiffAugment, ADA). ``--augment NAME[k=v]`` crosses it with
 every adversarial strategy of the run; the cell's label is
 ``STRATEGY+AUGMENTATION`` (``finetune+diffaugment[policy=color]``).
+
+Two optional methods let an augmentation adapt to training and show how
+(ADA's probability ``p``): the adversarial step passes D's logits for the real
+batch of every discriminator step to ``observe_real_logits``, and every
+``evals.csv`` row of the cell gets the columns ``evaluation_values`` returns.
+Both do nothing by default.
 """
 
 from __future__ import annotations
@@ -33,6 +39,24 @@ class Augmentation(Component):
         so that a step with the augmentation can be captured (``--cuda-graph``).
         """
         raise NotImplementedError
+
+    def observe_real_logits(self, logits: "torch.Tensor", state: TrainState) -> None:
+        """Called by the adversarial step with D's (detached) logits for the augmented real batch of each D step.
+
+        Does nothing by default. Keep it to tensor work on the device (no
+        ``.item()``, no Python decision on a tensor's value) so that the step
+        can still be captured. A strategy with its own adversarial ``step``
+        should call it too (``state.augmentation.observe_real_logits(...)``
+        when ``state.augmentation`` is set).
+        """
+
+    def evaluation_values(self) -> dict[str, float]:
+        """Columns added to every ``evals.csv`` row of the cell (name -> value), read at each evaluation.
+
+        Empty by default. Evaluation runs between steps, so reading a device
+        tensor here (``float(tensor)``) costs no capture.
+        """
+        return {}
 
 
 def parse_augmentations(text: str, available: dict[str, type[Augmentation]]) -> list[Augmentation | None]:

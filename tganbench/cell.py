@@ -188,19 +188,21 @@ def execute_cell(
     row = spec.row()
     context = MetricContext(shared.context.evaluator, shared.context.reference, shared.context.families, spec.images)
     evals: list[dict[str, Any]] = []
+    augmentation = spec.augmentation.fresh_copy() if spec.augmentation else None
 
     def evaluate(step: int, train_seconds: float, generator: torch.nn.Module) -> None:
         samples = sample_images(generator, noise)
         scores = score(samples, step, step == config.target_steps, context, shared.metrics)
         keys = {k: row[k] for k in ("pair", "shots", "strategy", "seed", "source_seed")}
-        evals.append({**keys, "step": step, "train_seconds": train_seconds, **scores})
+        reported = augmentation.evaluation_values() if augmentation else {}  # ADA's p
+        evals.append({**keys, "step": step, "train_seconds": train_seconds, **scores, **reported})
         on_evaluated(evals[-1])
 
     result = train(
         g, d, strategy, spec.images.to(device), spec.train, spec.seed,
         evaluate=evaluate, eval_every=config.eval_every,
         progress=f"{spec.label} {spec.shots} shots seed {spec.seed}", quiet=quiet,
-        augmentation=spec.augmentation.fresh_copy() if spec.augmentation else None,
+        augmentation=augmentation,
         source_weights={"g": source.g, "d": source.d} if source is not None else None,
     )
     samples = sample_images(result.eval_generator, noise[:GRID_IMAGES])

@@ -90,7 +90,9 @@ def tganbench_register_augmentations(register: Callable[[type[Augmentation]], No
 
     :param register: takes a ``tganbench.Augmentation`` class with a unique ``name``;
         its ``augment(images, state)`` is applied to every image D sees, real and
-        fake, when a run selects it with ``--augment NAME[k=v]``.
+        fake, when a run selects it with ``--augment NAME[k=v]``; its optional
+        ``observe_real_logits`` and ``evaluation_values`` see D's real logits
+        and add columns to ``evals.csv`` (ADA's ``p``).
 
     The return value is ignored.
     """

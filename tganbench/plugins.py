@@ -31,6 +31,7 @@ DEFAULT_PLUGINS = (
     "tganbench.strategies.dcl",
     "tganbench.strategies.minegan",
     "tganbench.augmentations.diffaugment",
+    "tganbench.augmentations.ada",
     "tganbench.models.dcgan",
     "tganbench.metrics.standard",
     "tganbench.metrics.verdicts",

@@ -11,7 +11,9 @@ methods are the seams of the contract:
   ``latent_transform`` (a module applied to N(0, I) noise); evaluation samples
   through the same transform;
 - ``discriminate(images)``: the one place D is called, after the run's
-  augmentation, for real and generated images in both steps;
+  augmentation, for real and generated images in both steps (the adversarial
+  step also shows the augmentation D's logits for the real batch,
+  ``Augmentation.observe_real_logits``);
 - ``g_source`` / ``d_source``: frozen copies of the source models, made on first use.
 """
 
@@ -183,6 +185,8 @@ def adversarial_step(state: TrainState, strategy: Strategy) -> dict[str, torch.T
         if state.r1_gamma or strategy.real_gradient:
             real.requires_grad_(True)
         real_logits = state.discriminate(real)
+        if state.augmentation is not None:  # ADA adapts its strength to D's confidence on the reals
+            state.augmentation.observe_real_logits(real_logits.detach(), state)
         d_loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
         if state.r1_gamma:
             d_loss = d_loss + r1_penalty(real, real_logits, state.r1_gamma)

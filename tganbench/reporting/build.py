@@ -22,6 +22,9 @@ FIGURE_CAPTIONS = {
                      "during training: mean over seeds with a 95% band, one panel per shot count.",
     "final_fd.png": "Final FD per strategy with 95% intervals; scratch is the baseline.",
     "time.png": "Training time per strategy (source pretraining once, apart) and FD against training seconds.",
+    "ada_p.png": "ADA's augmentation probability p at each evaluation (the ada_p column of evals.csv): mean over "
+                 "seeds with a 95% band, one panel per shot count. p rises while D is sure of the real images "
+                 "(r_t, the mean sign of its real logits, above the target, 0.6 by default) and falls otherwise.",
 }
 # Added to the captions of the figures that draw the reference rows, when the folder has them.
 REFERENCE_LINES_NOTE = " Horizontal lines: the reference rows (copy-shots, real, source), not strategies."

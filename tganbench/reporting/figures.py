@@ -1,4 +1,5 @@
-"""Figures of one run: metric curves over training, final values per strategy, and where the time went.
+"""Figures of one run: metric curves over training, final values per strategy, and where the time went
+(and, when a run used ADA, its augmentation probability over training).
 
 Every function draws on its own ``matplotlib.figure.Figure`` (no pyplot, so no
 display and no global state) and writes one PNG. Means and bands are over
@@ -45,6 +46,9 @@ DPI = 100
 SOURCE_LABEL = "source pretraining (once, shared)"
 SOURCE_COLOUR = "0.55"
 PLOT_FILES = ("fd_curves.png", "final_fd.png", "time.png")
+# ADA's probability p at each evaluation (tganbench.augmentations.ada); its figure is drawn when a run has it.
+ADA_COLUMN = "ada_p"
+ADA_PLOT = "ada_p.png"
 # Each reference kind's horizontal line: (colour, line style), distinct from the strategies' solid lines.
 REFERENCE_LINES = {"copy-shots": ("firebrick", ":"), "real": ("black", "-."),
                    "source": ("dimgray", (0, (6, 2, 1, 2, 1, 2)))}
@@ -159,6 +163,32 @@ def _plot_curve_row(axes: Any, cells: pd.DataFrame, evals: pd.DataFrame, column:
         ax.set_title(f"{k} shots")
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3)
+
+
+def plot_augmentation_probability(cells: pd.DataFrame, evals: pd.DataFrame, path: Path) -> Path:
+    """ADA's augmentation probability ``p`` (the ``ada_p`` column) over training, in the curves' style.
+
+    One panel per shot count, one line per method that recorded ``p`` (mean
+    over seeds with a 95% band), in the colour the other figures give it.
+    """
+    strategies = _run_order(cells)
+    colours = strategy_colours(strategies)
+    shots = sorted(cells["shots"].unique())
+    figure = Figure(figsize=(max(6.0, 4.5 * len(shots) + 2.0), 4.0), layout="constrained")
+    axes = figure.subplots(1, len(shots), sharey=True, squeeze=False)[0]
+    _plot_curve_row(axes, cells, evals, ADA_COLUMN, colours)
+    for ax in axes:
+        ax.set_ylim(-0.03, 1.03)
+    axes[0].set_ylabel("augmentation probability p")
+    shown = [label for label in strategies
+             if np.isfinite(evals.loc[evals["strategy"] == label, ADA_COLUMN].to_numpy(dtype=float)).any()]
+    handles = [Line2D([], [], color=colours[label], linestyle=_line_style(label), marker="o", markersize=3)
+               for label in shown]
+    figure.legend(handles, _legend_labels(shown), loc="outside lower center", ncols=min(len(shown), 4),
+                  fontsize="small")
+    figure.suptitle(f"ADA's augmentation probability p during training: mean over {_seed_text(cells)}"
+                    f"{_band_text(cells)}")
+    return _save(figure, path)
 
 
 def plot_final(
@@ -360,7 +390,8 @@ def write_figures(results: Results) -> list[Path]:
     """Write the curves, the final values and the time figure of a results folder into its ``plots/``.
 
     Returns the paths of ``fd_curves.png``, ``final_fd.png`` and ``time.png``
-    (the names say FD because FD is the primary metric of every run so far).
+    (the names say FD because FD is the primary metric of every run so far),
+    and of ``ada_p.png`` when a cell recorded ADA's probability.
     """
     metrics = results.metrics
     cells = with_result_columns(results.cells, metrics)
@@ -374,11 +405,14 @@ def write_figures(results: Results) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     curves, final, time = (out / name for name in PLOT_FILES)
     primary = primary_metric(metrics)
-    return [
+    paths = [
         plot_curves(cells, evals, metrics, curves, results.references),
         plot_final(cells, primary, final, results.references),
         plot_time(cells, evals, primary, source_seconds, time, len(sources)),
     ]
+    if ADA_COLUMN in evals and np.isfinite(evals[ADA_COLUMN].to_numpy(dtype=float)).any():
+        paths.append(plot_augmentation_probability(cells, evals, out / ADA_PLOT))
+    return paths
 
 
 def reference_levels(references: pd.DataFrame | None, shots: int, column: str) -> dict[str, float]:
