@@ -27,6 +27,8 @@ DEFAULT_PLUGINS = (
     "tganbench.strategies.freeze_d",
     "tganbench.strategies.freeze_g",
     "tganbench.strategies.batchstat",
+    "tganbench.strategies.ewc",
+    "tganbench.strategies.adafm",
     "tganbench.augmentations.diffaugment",
     "tganbench.models.dcgan",
     "tganbench.metrics.standard",

@@ -126,10 +126,6 @@ def train(
     frozen = strategy.frozen(g, d)
     for module in frozen:
         module.requires_grad_(False)
-    g_ema = copy.deepcopy(g).eval().requires_grad_(False) if config.ema_beta else None
-    if config.compile:
-        g.compile()
-        d.compile()
     settings = optimizer_settings(config, strategy)
     state = TrainState(
         g=g,
@@ -145,6 +141,12 @@ def train(
         source_weights=source_weights,
     )
     strategy.prepare(state)
+    # Copied after prepare, so that the average (and evaluation) has whatever prepare added to G, such as
+    # adafm's kernel modulation; G and D are compiled after the copy, as before.
+    g_ema = copy.deepcopy(g).eval().requires_grad_(False) if config.ema_beta else None
+    if config.compile:
+        g.compile()
+        d.compile()
     eval_generator = g if g_ema is None else g_ema
     if state.latent_transform is not None:
         eval_generator = nn.Sequential(state.latent_transform, eval_generator)
