@@ -6,7 +6,7 @@ import pytest
 
 from conftest import run_cli
 
-BUILT_INS = ["scratch", "finetune", "freeze-d", "freeze-g", "batchstat"]
+BUILT_INS = ["scratch", "finetune", "freeze-d", "freeze-g", "batchstat", "ewc", "adafm"]
 
 BROKEN = '''
 from tganbench import Strategy, hookimpl

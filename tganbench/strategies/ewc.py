@@ -15,10 +15,11 @@ models run in eval mode (BatchNorm with its running statistics), so each
 latent's gradient is its own. F and the source weights stay on the training
 device, so the penalty needs no host synchronisation (``--cuda-graph``).
 
-The paper's lambda (5e8, for a 256-pixel StyleGAN) does not transfer: F's scale
-depends on the architecture and the resolution. The default ``weight`` here is
-chosen from F measured on the shipped 32-pixel source; docs/strategies.md gives
-the measurement and every difference from the paper.
+The paper's lambda, set for a 256-pixel StyleGAN, does not transfer: F's scale
+depends on the architecture, the resolution and the discriminator. The default
+``weight`` is set from F and from ``finetune``'s drift measured on the shipped
+32-pixel source; docs/strategies.md gives the measurement and every difference
+from the paper.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class EWC(Strategy):
 
     name = "ewc"
     description = "from source, all of G and D train; Fisher-weighted L2 of G's weights toward the source's (EWC)"
-    parameters = {"weight": 50.0, "fisher_samples": 256}
+    parameters = {"weight": 100.0, "fisher_samples": 256}
 
     def __init__(self, **overrides) -> None:
         super().__init__(**overrides)
