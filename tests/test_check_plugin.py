@@ -6,7 +6,7 @@ import pytest
 
 from conftest import run_cli
 
-BUILT_INS = ["scratch", "finetune", "freeze-d", "freeze-g", "batchstat", "cdc", "dcl", "minegan"]
+BUILT_INS = ["scratch", "finetune", "freeze-d", "freeze-g", "batchstat", "ewc", "adafm", "cdc", "dcl", "minegan"]
 
 BROKEN = '''
 from tganbench import Strategy, hookimpl

@@ -9,6 +9,7 @@ The capture itself needs a CUDA device; those tests are skipped elsewhere.
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
@@ -19,11 +20,17 @@ from conftest import run_cli
 from tganbench.augmentations.diffaugment import DiffAugment
 from tganbench.data.shapes import render_shapes
 from tganbench.models import ModelConfig, build_models
+from tganbench.strategies.adafm import AdaFM
 from tganbench.strategies.batchstat import BatchStat
+from tganbench.strategies.ewc import EWC
 from tganbench.strategy import Strategy
 from tganbench.train import TrainConfig, TrainState, train
 
 MODEL = ModelConfig(resolution=32, width=8, z_dim=32)
+# The adversarial step, a replaced step, a G-loss term computed from prepare's tensors, and modules
+# that prepare adds to G.
+STRATEGIES = [Strategy, BatchStat, functools.partial(EWC, fisher_samples=16), AdaFM]
+STRATEGY_IDS = ["adversarial", "batchstat", "ewc", "adafm"]
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="capturing a CUDA graph needs a CUDA device")
 
 
@@ -50,7 +57,7 @@ def _assert_same_training(device: str, strategy: type[Strategy], recipe: dict | 
             torch.testing.assert_close(y, x, msg=name, **tolerance)
 
 
-@pytest.mark.parametrize("strategy", [Strategy, BatchStat], ids=["adversarial", "batchstat"])
+@pytest.mark.parametrize("strategy", STRATEGIES, ids=STRATEGY_IDS)
 def test_steps_on_pre_drawn_random_numbers_equal_eager_steps_exactly(strategy):
     _assert_same_training("cpu", strategy, rtol=0, atol=0)
 
@@ -104,7 +111,7 @@ def test_a_step_whose_draws_change_is_refused_with_a_clear_error(parity):
 
 
 @needs_cuda
-@pytest.mark.parametrize("strategy", [Strategy, BatchStat], ids=["adversarial", "batchstat"])
+@pytest.mark.parametrize("strategy", STRATEGIES, ids=STRATEGY_IDS)
 def test_replayed_graph_matches_eager_steps_on_cuda(strategy, monkeypatch):
     """Replays compute what eager steps compute, up to float rounding.
 

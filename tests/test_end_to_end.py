@@ -7,7 +7,7 @@ import pandas as pd
 
 from conftest import run_cli
 
-BUILT_INS = ["scratch", "finetune", "freeze-d", "freeze-g", "batchstat", "cdc", "dcl", "minegan"]
+BUILT_INS = ["scratch", "finetune", "freeze-d", "freeze-g", "batchstat", "ewc", "adafm", "cdc", "dcl", "minegan"]
 
 
 def test_smoke_run_all_prints_one_row_per_strategy(smoke_run):
@@ -76,5 +76,5 @@ def test_fine_tuning_starts_from_the_source_and_scratch_does_not(smoke_run):
     evals = pd.read_csv(out / "evals.csv")
     start = evals[evals["step"] == 0].set_index("strategy")["fd"]
     # Every transfer strategy begins from the same source weights, hence the same step-0 samples.
-    assert start[["finetune", "freeze-d", "freeze-g", "batchstat", "cdc", "dcl", "minegan"]].nunique() == 1
+    assert start[["finetune", "freeze-d", "freeze-g", "batchstat", "ewc", "adafm", "cdc", "dcl", "minegan"]].nunique() == 1
     assert start["scratch"] != start["finetune"]

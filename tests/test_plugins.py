@@ -66,7 +66,7 @@ def plugin_file(tmp_path, monkeypatch):
 
 def test_builtins_are_registered_as_plugins():
     registry = load_plugins()
-    assert list(registry.strategies) == ["scratch", "finetune", "freeze-d", "freeze-g", "batchstat", "cdc", "dcl", "minegan"]
+    assert list(registry.strategies) == ["scratch", "finetune", "freeze-d", "freeze-g", "batchstat", "ewc", "adafm", "cdc", "dcl", "minegan"]
     assert registry.strategies["freeze-d"].plugin == "tganbench.strategies.freeze_d"
     assert all(registry.manager.has_plugin(name) for name in DEFAULT_PLUGINS)
 
@@ -274,7 +274,7 @@ def test_a_tryfirst_implementation_is_called_first_and_wins_a_name_clash(tmp_pat
     late = _one_strategy_plugin(tmp_path, "late_plugin", "late", "called after the built-ins",
                                 "@hookimpl(trylast=True)")
     registry = load_plugins([late, early])
-    assert list(registry.strategies) == ["finetune", "scratch", "freeze-d", "freeze-g", "batchstat", "cdc", "dcl", "minegan", "late"]
+    assert list(registry.strategies) == ["finetune", "scratch", "freeze-d", "freeze-g", "batchstat", "ewc", "adafm", "cdc", "dcl", "minegan", "late"]
     assert registry.strategies["finetune"].plugin == early
     assert registry.strategies["finetune"].obj.description == "a replacement fine-tuning"
     assert any("already registered by '" + early in warning for warning in registry.warnings)
@@ -314,7 +314,7 @@ def test_a_wrapper_implementation_registers_around_the_others(tmp_path, style):
         ''' + WRAPPERS[style])
     registry = load_plugins([wrapper])
     assert list(registry.strategies) == [
-        "before-the-others", "scratch", "finetune", "freeze-d", "freeze-g", "batchstat", "cdc", "dcl", "minegan",
+        "before-the-others", "scratch", "finetune", "freeze-d", "freeze-g", "batchstat", "ewc", "adafm", "cdc", "dcl", "minegan",
         "after-the-others"
     ]
     assert registry.strategies["after-the-others"].plugin == wrapper
@@ -342,7 +342,7 @@ def test_a_crash_in_a_registration_hook_names_its_plugin_and_costs_the_others_no
         in registry.warnings
     assert "half-registered" not in registry.strategies
     assert registry.strategies["fine"].plugin == fine
-    assert list(registry.strategies)[:8] == ["scratch", "finetune", "freeze-d", "freeze-g", "batchstat", "cdc", "dcl", "minegan"]
+    assert list(registry.strategies)[:10] == ["scratch", "finetune", "freeze-d", "freeze-g", "batchstat", "ewc", "adafm", "cdc", "dcl", "minegan"]
 
 
 NEW_KINDS_PLUGIN = '''

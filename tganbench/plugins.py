@@ -27,6 +27,8 @@ DEFAULT_PLUGINS = (
     "tganbench.strategies.freeze_d",
     "tganbench.strategies.freeze_g",
     "tganbench.strategies.batchstat",
+    "tganbench.strategies.ewc",
+    "tganbench.strategies.adafm",
     "tganbench.strategies.cdc",
     "tganbench.strategies.dcl",
     "tganbench.strategies.minegan",

@@ -61,7 +61,12 @@ class Strategy(Component):
         return []
 
     def prepare(self, state: TrainState) -> None:
-        """Called once after the optimizers exist and before the first step (add latents, a latent sampler...)."""
+        """Called once after the optimizers exist and before the first step (add latents, a latent sampler...).
+
+        It may also add modules to G (``adafm``'s kernel modulation), putting their
+        parameters into ``state.g_opt`` with ``add_param_group``: the moving average
+        of G is copied after ``prepare``, so evaluation samples through them too.
+        """
 
     def generator_loss(self, state: TrainState, fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor | None:
         """An extra term added to the generator's adversarial loss, or None (EWC, CDC).

@@ -111,7 +111,8 @@ def train(
     spent so far and the generator to sample: noise -> images, through the
     strategy's latent transform if it set one, then (with ``config.ema_beta``) a
     moving average of G's weights updated after every step, else ``g``. Its
-    own time is counted as evaluation, not training. ``augmentation`` is
+    own time is counted as evaluation, not training; the strategy's ``prepare``
+    counts as training. ``augmentation`` is
     applied to every image D sees; ``source_weights`` (the source checkpoint's
     ``{"g", "d"}`` state dicts) back ``state.g_source`` / ``state.d_source``. Losses are
     read back to the host only every ``config.check_every`` steps, where a
@@ -128,10 +129,6 @@ def train(
     frozen = strategy.frozen(g, d)
     for module in frozen:
         module.requires_grad_(False)
-    g_ema = copy.deepcopy(g).eval().requires_grad_(False) if config.ema_beta else None
-    if config.compile:
-        g.compile()
-        d.compile()
     settings = optimizer_settings(config, strategy)
     state = TrainState(
         g=g,
@@ -147,7 +144,17 @@ def train(
         r1_gamma=config.r1_gamma,
         source_weights=source_weights,
     )
-    strategy.prepare(state)
+    _synchronize(device)
+    prepare_started = time.perf_counter()
+    strategy.prepare(state)  # its cost (ewc's Fisher estimate) counts as training time
+    _synchronize(device)
+    prepare_seconds = time.perf_counter() - prepare_started
+    # Copied after prepare, so that the average (and evaluation) has whatever prepare added to G, such as
+    # adafm's kernel modulation; G and D are compiled after the copy, as before.
+    g_ema = copy.deepcopy(g).eval().requires_grad_(False) if config.ema_beta else None
+    if config.compile:
+        g.compile()
+        d.compile()
     eval_generator = g if g_ema is None else g_ema
     if state.latent_transform is not None:
         eval_generator = nn.Sequential(state.latent_transform, eval_generator)
@@ -171,7 +178,7 @@ def train(
         train_modes()
         return seconds
 
-    train_seconds = eval_seconds = 0.0
+    train_seconds, eval_seconds = prepare_seconds, 0.0
     if evaluate is not None:
         eval_seconds += run_evaluation(0)
     train_modes()
