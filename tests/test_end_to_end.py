@@ -76,5 +76,6 @@ def test_fine_tuning_starts_from_the_source_and_scratch_does_not(smoke_run):
     evals = pd.read_csv(out / "evals.csv")
     start = evals[evals["step"] == 0].set_index("strategy")["fd"]
     # Every transfer strategy begins from the same source weights, hence the same step-0 samples.
-    assert start[["finetune", "freeze-d", "freeze-g", "batchstat", "ewc", "adafm", "cdc", "dcl", "minegan"]].nunique() == 1
+    # minegan samples through its freshly drawn miner from step 0, so it is not among them.
+    assert start[["finetune", "freeze-d", "freeze-g", "batchstat", "ewc", "adafm", "cdc", "dcl"]].nunique() == 1
     assert start["scratch"] != start["finetune"]
