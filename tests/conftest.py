@@ -11,6 +11,9 @@ import pytest
 
 from tganbench.cli import main
 
+# The built-in strategies in the order `--strategies all` runs them.
+BUILT_INS = ["scratch", "finetune", "freeze-d", "freeze-g", "batchstat", "ewc", "adafm", "cdc", "dcl", "minegan"]
+
 
 @dataclass
 class CliResult:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import run_cli
+from conftest import BUILT_INS, run_cli
 
-BUILT_INS = ["scratch", "finetune", "freeze-d", "freeze-g", "batchstat", "ewc", "adafm", "cdc", "dcl", "minegan"]
 
 BROKEN = '''
 from tganbench import Strategy, hookimpl

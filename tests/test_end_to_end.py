@@ -5,9 +5,8 @@ import math
 
 import pandas as pd
 
-from conftest import run_cli
+from conftest import BUILT_INS, run_cli
 
-BUILT_INS = ["scratch", "finetune", "freeze-d", "freeze-g", "batchstat", "ewc", "adafm", "cdc", "dcl", "minegan"]
 
 
 def test_smoke_run_all_prints_one_row_per_strategy(smoke_run):

@@ -7,9 +7,8 @@ from html.parser import HTMLParser
 
 from PIL import Image
 
-from conftest import run_cli
+from conftest import BUILT_INS, run_cli
 
-BUILT_INS = ["scratch", "finetune", "freeze-d", "freeze-g", "batchstat", "ewc", "adafm", "cdc", "dcl", "minegan"]
 PLOTS = ["fd_curves.png", "final_fd.png", "time.png", "samples-100shots-seed0.png"]
 
 
