@@ -30,7 +30,7 @@ BAD_INPUTS = [
     (["--source-steps", "-5"], "--source-steps must be a positive integer, got -5"),
     (["--target-steps", "ten"], "invalid int value: 'ten'"),
     (["--seeds", "x"], "--seeds expects a count or a comma-separated list"),
-    (["--profile", "huge"], "unknown profile 'huge' (profiles: smoke, quick, full)"),
+    (["--profile", "huge"], "unknown profile 'huge' (profiles: smoke, quick, study, full)"),
     (["--pair", "nope"], "unknown pair 'nope' (available: shapes"),
     (["--feature-extractor", "nope"], "unknown feature extractor 'nope' (available: shapes, inception"),
     (["--resolution", "48"], "architecture 'dcgan': resolution must be one of 16, 32, 64, got 48"),

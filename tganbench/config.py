@@ -103,6 +103,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         n_generated=200, n_reference=200, n_validation=200, kid_subsets=10, kid_subset_size=100,
     ),
     "quick": {},
+    # quick with 4x the target budget (256k images at batch 32, near DiffAugment's ~300k): scratch is
+    # still improving at quick's last evaluation, so a verdict on scratch against transfer needs this one.
+    "study": dict(target_steps=8000, eval_every=1000),
     "full": dict(
         width=64, batch_size=64, ema_beta=0.999, source_steps=20000, target_steps=5000, eval_every=500,
         n_generated=5000, n_reference=2000, kid_subsets=100, kid_subset_size=1000, seeds=(0, 1, 2, 3, 4),
