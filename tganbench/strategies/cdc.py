@@ -236,6 +236,8 @@ class CDC(Strategy):
         d_loss = torch.where(anchored, image_loss, patch_loss)
         real_logits = torch.where(anchored, real_image, real_patch.mean(dim=1))
         fake_logits = torch.where(anchored, fake_image, fake_patch.mean(dim=1))
+        if state.augmentation is not None:  # ADA's overfitting signal: the logits this step trains D on
+            state.augmentation.observe_real_logits(real_logits.detach(), state)
         if state.r1_gamma:
             d_loss = d_loss + r1_penalty(real, real_logits, state.r1_gamma)
         extra = self.discriminator_loss(state, real, real_logits, fake, fake_logits)
