@@ -51,3 +51,18 @@ def test_every_method_crossed_with_every_augmentation_runs_in_one_folder_and_res
     pd.testing.assert_frame_equal(
         again[columns].sort_values(key).reset_index(drop=True), cells[columns].sort_values(key).reset_index(drop=True)
     )
+
+
+def test_a_composed_label_runs_as_named_beside_plain_strategies_crossed_with_augment(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli(
+        "run", "--strategies", "scratch,freeze-d+ada,batchstat+diffaugment,all+diffaugment[policy=color]",
+        "--augment", "none,diffaugment", "--profile", "smoke", "--target-steps", "2", "--eval-every", "2",
+        "--out", str(out),
+    )
+    assert result.code == 0, result.stderr
+    adversarial = [name for name in BUILT_INS if name != "batchstat"]
+    expected = ["scratch", "scratch+diffaugment", "freeze-d+ada"]
+    expected += [f"{name}+diffaugment[policy=color]" for name in adversarial]
+    assert list(pd.read_csv(out / "cells.csv")["strategy"]) == expected
+    assert "batchstat+(diffaugment): it trains no discriminator" in result.stderr

@@ -20,7 +20,7 @@ from tganbench.environment import device_name, resolve_device
 from tganbench.errors import UsageError
 from tganbench.fingerprints import tensor_fingerprint
 from tganbench.models import Architecture, ModelSpec
-from tganbench.parameters import parse_component
+from tganbench.parameters import parse_component, split_top_level
 from tganbench.plugins import Registry
 from tganbench.shipped_sources import ShippedSource, find_shipped
 from tganbench.store import NO_SOURCE
@@ -106,34 +106,46 @@ def resolve_model(config: RunConfig, registry: Registry) -> ModelSpec:
 
 
 def resolve_methods(config: RunConfig, registry: Registry, model: ModelSpec) -> tuple[list[Method], list[str]]:
-    """Strategies crossed with augmentations; returns the methods to run and the skipped ones with reasons."""
-    strategies = parse_strategies(config.strategies, {name: e.obj for name, e in registry.strategies.items()})
-    augmentations = parse_augmentations(config.augment, {name: e.obj for name, e in registry.augmentations.items()})
+    """Strategies crossed with augmentations; returns the methods to run and the skipped ones with reasons.
+
+    A plain ``--strategies`` item is crossed with every ``--augment`` item; a composed item
+    (``freeze-d+diffaugment``, ``all+ada``) names its augmentation itself and is run as named.
+    """
+    strategy_classes = {name: e.obj for name, e in registry.strategies.items()}
+    augmentation_classes = {name: e.obj for name, e in registry.augmentations.items()}
+    crossed = parse_augmentations(config.augment, augmentation_classes)
     g, d = model.build(0, torch.device("cpu"))
-    methods: list[Method] = []
+    methods: dict[str, Method] = {}
     skipped: list[str] = []
-    for strategy in strategies:
-        try:
-            strategy.frozen(g, d)
-        except ValueError as error:
-            raise UsageError(f"strategy '{strategy.label}': {error}") from None
-        reason = strategy.supports(model.architecture.name, g, d)
-        if not reason and config.cuda_graph and strategy.cuda_graph_refusal:
-            reason = strategy.cuda_graph_refusal
-        if reason:
-            skipped.append(f"{strategy.label}: {reason}")
-            continue
-        if not strategy.adversarial:
-            if any(augmentations):
+    for item in split_top_level(config.strategies):
+        parts = split_top_level(item, "+")
+        if len(parts) > 2 or not all(parts):
+            raise UsageError(f"malformed strategy '{item}': expected STRATEGY or STRATEGY+AUGMENTATION")
+        composed = len(parts) == 2
+        augmentations = parse_augmentations(parts[1], augmentation_classes) if composed else crossed
+        for strategy in parse_strategies(parts[0], strategy_classes):
+            try:
+                strategy.frozen(g, d)
+            except ValueError as error:
+                raise UsageError(f"strategy '{strategy.label}': {error}") from None
+            reason = strategy.supports(model.architecture.name, g, d)
+            if not reason and config.cuda_graph and strategy.cuda_graph_refusal:
+                reason = strategy.cuda_graph_refusal
+            if reason:
+                skipped.append(f"{strategy.label}: {reason}")
+                continue
+            crossing = augmentations
+            if not strategy.adversarial and any(augmentations):
                 labels = ", ".join(a.label for a in augmentations if a)
                 skipped.append(f"{strategy.label}+({labels}): it trains no discriminator, so augmentations of "
-                               "D's inputs do not apply; it runs once, without")
-            methods.append(Method(strategy))
-            continue
-        methods.extend(Method(strategy, augmentation) for augmentation in augmentations)
+                               "D's inputs do not apply" + ("" if composed else "; it runs once, without"))
+                crossing = [] if composed else [None]
+            for augmentation in crossing:
+                method = Method(strategy, augmentation)
+                methods.setdefault(method.label, method)
     if not methods:
         raise UsageError("nothing to run: " + "; ".join(skipped))
-    return methods, skipped
+    return list(methods.values()), list(dict.fromkeys(skipped))
 
 
 def plan_run(config: RunConfig, registry: Registry, data_root: Path) -> Plan:
