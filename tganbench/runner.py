@@ -113,7 +113,9 @@ def _run_cells(plan: Plan, shared: SharedArtefacts, store: ResultsStore, registr
     else:
         store.clear()
     finished = {cell_key(row) for row in store.cells}
-    todo = [spec for spec in cell_specs(plan, plan.cells()) if spec.key() not in finished]
+    specs = cell_specs(plan, plan.cells())
+    store.set_order([spec.key() for spec in specs])
+    todo = [spec for spec in specs if spec.key() not in finished]
     references_done = {_reference_key(row) for row in store.references}
     if any(spec.strategy.from_source for spec in todo) or len(references_done) < _reference_count(plan):
         shared.sources = {seed: prepare_source(plan, cache_dir, log, quiet, seed) for seed in plan.source_seeds}

@@ -269,6 +269,7 @@ class ResultsStore:
         self.cells: list[dict[str, Any]] = []
         self.evals: list[dict[str, Any]] = []
         self.references: list[dict[str, Any]] = []
+        self._rank: dict[tuple[int, str, int, int], int] = {}
 
     def _acquire_lock(self) -> TextIO | None:
         path = self.out_dir / LOCK_FILE
@@ -329,10 +330,29 @@ class ResultsStore:
         """Write ``manifest.json`` (config, versions, device, times)."""
         atomic_write_text(self.out_dir / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
 
+    def set_order(self, keys: list[tuple[int, str, int, int]]) -> None:
+        """Keep the rows of cells.csv and evals.csv in this order of cell keys (the plan's), rewriting both.
+
+        Cells finish in another order when a run resumes; tables and figures list
+        rows as the files hold them, so the files follow the plan. Rows whose key
+        is not in ``keys`` go last, in the order they came.
+        """
+        self._rank = {key: index for index, key in enumerate(keys)}
+        self._write_rows()
+
     def add_cell(self, cell: dict[str, Any], evals: list[dict[str, Any]]) -> None:
         """Record a finished cell and its evaluation rows, rewriting both CSV files."""
         self.cells.append(cell)
         self.evals.extend(evals)
+        self._write_rows()
+
+    def _write_rows(self) -> None:
+        if not self.cells:
+            return
+        def rank(row: dict[str, Any]) -> int:
+            return self._rank.get(cell_key(row), len(self._rank))
+        self.cells.sort(key=rank)  # stable: a cell's evaluations keep their step order
+        self.evals.sort(key=rank)
         atomic_write_text(self.out_dir / "cells.csv", pd.DataFrame(self.cells).to_csv(index=False))
         atomic_write_text(self.out_dir / "evals.csv", pd.DataFrame(self.evals).to_csv(index=False))
 
