@@ -347,12 +347,12 @@ class ResultsStore:
         self._write_rows()
 
     def _write_rows(self) -> None:
+        """Rewrite cells.csv and evals.csv with their rows in the plan's order (nothing to write before a cell)."""
         if not self.cells:
             return
-        def rank(row: dict[str, Any]) -> int:
-            return self._rank.get(cell_key(row), len(self._rank))
-        self.cells.sort(key=rank)  # stable: a cell's evaluations keep their step order
-        self.evals.sort(key=rank)
+        last = len(self._rank)
+        self.cells.sort(key=lambda row: self._rank.get(cell_key(row), last))
+        self.evals.sort(key=lambda row: self._rank.get(cell_key(row), last))  # stable: steps keep their order
         atomic_write_text(self.out_dir / "cells.csv", pd.DataFrame(self.cells).to_csv(index=False))
         atomic_write_text(self.out_dir / "evals.csv", pd.DataFrame(self.evals).to_csv(index=False))
 
