@@ -3,7 +3,8 @@
 An entry is a ``torch.save``d dictionary holding its content key, its payload
 and a checksum of the payload, written atomically. Loading checks all three
 (``weights_only``); a file that is missing, unreadable or does not match is
-rebuilt, never trusted and never fatal.
+rebuilt, never trusted and never fatal, except where building is not allowed
+(a worker process of a parallel run only loads what the driver built).
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ import torch
 from tganbench.store import atomic_write
 
 
+class MissingArtefact(RuntimeError):
+    """A shared artefact (source checkpoint, reference features) that a worker must load is not in the cache."""
+
+
 def load_or_build(
     path: Path,
     key: str,
@@ -24,12 +29,14 @@ def load_or_build(
     log: Callable[[str], None],
     what: str,
     check: Callable[[dict[str, Any]], None] = lambda entry: None,
+    allow_build: bool = True,
 ) -> tuple[dict[str, Any], bool]:
     """The cached entry at ``path`` if it holds ``key`` and its checksum matches, else ``build()`` stored there.
 
     Returns ``(entry, reused)``. ``checksum(entry)`` hashes the payload;
     ``check(entry)`` may raise ``ValueError`` for content that does not fit.
     A bad file is reported in one line (``what`` names the artefact) and rebuilt.
+    Without ``allow_build``, a missing or bad file raises :class:`MissingArtefact` instead.
     """
     if path.exists():
         try:
@@ -43,6 +50,10 @@ def load_or_build(
         except Exception as error:  # noqa: BLE001 - any unreadable cache file is rebuilt, never fatal
             reason = " ".join(f"{type(error).__name__}: {error}".split())[:120]
             log(f"{what}: cache file {path} is unreadable or corrupt ({reason}); rebuilding it")
+    if not allow_build:
+        raise MissingArtefact(
+            f"{what}: {path} is missing or unreadable; a worker only loads what the driver built before "
+            "dispatching cells, so every worker must see the driver's cache folder (--cache-dir)")
     entry = {**build(), "key": key}
     entry["checksum"] = checksum(entry)
     atomic_write(path, lambda temporary: torch.save(entry, temporary))

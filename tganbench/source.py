@@ -70,8 +70,9 @@ def source_checkpoint(
     cache_dir: Path,
     log: Callable[[str], None] = print,
     quiet: bool = False,
+    allow_build: bool = True,
 ) -> SourceCheckpoint:
-    """Load the cached source checkpoint for these settings, or train and cache it."""
+    """Load the cached source checkpoint for these settings, or train and cache it (only load: ``allow_build`` False)."""
     key = source_key(data.fingerprint(), model, config, seed)
     path = cache_dir / "sources" / f"{data.name}-{key}.pt"
 
@@ -88,7 +89,7 @@ def source_checkpoint(
         return {"g": {k: v.cpu() for k, v in result.eval_generator.state_dict().items()},
                 "d": {k: v.cpu() for k, v in d.state_dict().items()}, "seconds": result.train_seconds}
 
-    entry, cached = load_or_build(path, key, pretrain, _checksum, log, "source")
+    entry, cached = load_or_build(path, key, pretrain, _checksum, log, "source", allow_build=allow_build)
     if cached:
         log(f"source: reusing cached checkpoint {path} (trained in {entry['seconds']:.1f} s)")
     return SourceCheckpoint(entry["g"], entry["d"], key, path, float(entry["seconds"]), cached=cached)

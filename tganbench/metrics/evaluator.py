@@ -28,6 +28,8 @@ class Evaluator:
     With ``cache_dir``, the held-out features are cached on disk under a key of
     the images' content (and so resolution), the extractor, its weights and the
     torch-fidelity version, so a change to any of them never reuses stale features.
+    Without ``build_features`` they must already be there (a worker process only
+    loads what the run's driver computed).
 
     The extractor runs in eval mode without gradients (torch-fidelity sets that up);
     real and generated images reach it as uint8, the same conversion for both.
@@ -46,6 +48,7 @@ class Evaluator:
         log: Callable[[str], None] = lambda message: None,
         quiet: bool = False,
         validation: torch.Tensor | None = None,
+        build_features: bool = True,
     ) -> None:
         if spec.module:
             importlib.import_module(spec.module)
@@ -74,6 +77,7 @@ class Evaluator:
                 f"cannot load the weights of feature extractor '{spec.name}' ({type(error).__name__}: {error}); "
                 f"without internet, {hint}"
             ) from None
+        self.build_features = build_features
         self.n_reference = len(reference)
         self.n_validation = 0 if validation is None else len(validation)
         self.reference_key = reference_key(reference, spec, self.extractor)
@@ -91,7 +95,8 @@ class Evaluator:
             return self.features(images), False
         key = reference_key(images, self.spec, self.extractor)
         path = Path(cache_dir) / "reference-features" / f"{self.spec.name}-{key}.pt"
-        features, cached = cached_features(path, key, len(images), lambda: self.features(images), log)
+        features, cached = cached_features(path, key, len(images), lambda: self.features(images), log,
+                                           self.build_features)
         log(f"{part} features: {'reused' if cached else 'computed and cached'} "
             f"({len(images)} held-out images, {self.spec.name}) at {path}")
         return features, cached

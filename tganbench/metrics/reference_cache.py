@@ -40,10 +40,12 @@ def cached_features(
     rows: int,
     compute: Callable[[], torch.Tensor],
     log: Callable[[str], None],
+    allow_build: bool = True,
 ) -> tuple[torch.Tensor, bool]:
     """Return the features stored at ``path`` if they match ``key`` and ``rows``, else compute and store them.
 
-    Returns ``(features, reused)``; a bad file is reported in one line and rebuilt (``tganbench.cache``).
+    Returns ``(features, reused)``; a bad file is reported in one line and rebuilt (``tganbench.cache``),
+    or, without ``allow_build``, raises ``tganbench.cache.MissingArtefact``.
     """
 
     def check(entry: dict) -> None:
@@ -53,6 +55,6 @@ def cached_features(
 
     entry, reused = load_or_build(
         path, key, lambda: {"features": compute()}, lambda entry: tensor_fingerprint(entry["features"]), log,
-        "reference features", check,
+        "reference features", check, allow_build,
     )
     return entry["features"], reused
