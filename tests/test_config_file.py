@@ -43,6 +43,7 @@ SAMPLES = {
     "--compile": True,
     "--cuda-graph": True,
     "--memory-format": "contiguous",
+    "--executor": "local:2",
     "--feature-extractor": "inception",
     "--feature-extractor-weights": "weights.pth",
     "--fd-target": 42.5,

@@ -95,6 +95,7 @@ class CellResult:
     row: dict[str, Any]
     evals: list[dict[str, Any]] = field(default_factory=list)
     samples: torch.Tensor | None = None
+    traceback: str | None = None  # a failed cell's traceback, for errors.log
 
 
 def evaluation_noise(config: RunConfig, seed: int, device: torch.device, z_dim: int | None = None) -> torch.Tensor:

@@ -85,6 +85,9 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cuda-graph", action="store_true", default=None,
                      help="capture each training step once as a CUDA graph and replay it (CUDA only; "
                           "experimental: this form has not yet run on a GPU)")
+    run.add_argument("--executor", default=None, metavar="serial|local:N",
+                     help="where the cells execute: serial (default: one after another in this process) or "
+                          "local:N (N worker processes, each with this process's torch threads divided by N)")
     run.add_argument("--memory-format", default=None,
                      help="layout of G's and D's activations: channels-last (default) or contiguous")
     run.add_argument("--feature-extractor", default=None, help="shapes (default) or inception")

@@ -74,6 +74,7 @@ class RunConfig:
     compile: bool = False
     memory_format: str = "channels-last"
     cuda_graph: bool = False
+    executor: str = "serial"  # where the cells execute (tganbench.executors): serial or local:N
     plugins: tuple[str, ...] = field(default_factory=tuple)
 
     def train_config(self, steps: int) -> TrainConfig:
@@ -118,6 +119,19 @@ SOURCE_CHECKPOINTS = ("shipped", "pretrain")
 
 POSITIVE_INTS = ("width", "z_dim", "batch_size", "source_steps", "target_steps", "eval_every",
                  "n_generated", "n_reference", "n_validation", "kid_subsets", "kid_subset_size", "source_seeds")
+
+
+def parse_executor(text: str) -> tuple[str, int]:
+    """``serial`` -> ("serial", 1); ``local:N`` -> ("local", N); anything else is a UsageError."""
+    name, _, argument = text.strip().partition(":")
+    if name == "serial" and not argument:
+        return "serial", 1
+    if name == "local":
+        workers = int(argument) if argument.strip().isdigit() else 0
+        if workers >= 1:
+            return "local", workers
+        raise UsageError(f"--executor local:N needs a number of worker processes N >= 1, got '{text}'")
+    raise UsageError(f"--executor must be serial or local:N, got '{text}'")
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -203,6 +217,7 @@ def resolve_config(profile: str = "quick", **overrides: Any) -> RunConfig:
         raise UsageError("--cuda-graph needs a CUDA device, but --device is cpu")
     if config.device not in ("auto", "cpu", "cuda"):
         raise UsageError(f"--device must be auto, cpu or cuda, got '{config.device}'")
+    parse_executor(config.executor)
     return config
 
 

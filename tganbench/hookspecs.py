@@ -102,6 +102,10 @@ def tganbench_register_augmentations(register: Callable[[type[Augmentation]], No
 def tganbench_evaluated(row: dict[str, Any]) -> None:
     """Called as soon as an evaluation of a cell is scored, while the cell is still training.
 
+    Always in the driver process: when the cell ran in a worker (``--executor
+    local:N``), once per evaluation as the cell's result arrives, before
+    ``tganbench_cell_finished``.
+
     :param row: the evaluation's ``evals.csv`` row (pair, shots, strategy, seed,
         step, train_seconds and the metrics); it reaches ``evals.csv`` when the cell finishes.
 

@@ -193,11 +193,12 @@ def protocol(plan: Plan) -> dict[str, Any]:
     """What must match for two runs' cells to belong in one results folder (the grid axes may differ).
 
     Everything in the run config except the grid (strategies, augmentations,
-    seeds, shots, source seeds), presentation and file locations, plus the pair's content, the
-    resolved architecture and the device.
+    seeds, shots, source seeds), presentation, file locations and the executor (it changes
+    where cells run, not what they compute; the thread count it sets is in the device's
+    name), plus the pair's content, the resolved architecture and the device.
     """
     ignored = {"strategies", "augment", "seeds", "shots", "source_seeds", "profile", "plugins", "source_dir",
-               "target_dir", "data_root", "fd_target"}
+               "target_dir", "data_root", "fd_target", "executor"}
     settings = {k: v for k, v in plan.config.to_dict().items() if k not in ignored}
     source = f"shipped {plan.shipped.checksum}" if plan.shipped else "pretrained in the run"
     return {**settings, "model": plan.model.describe(), "pair_fingerprint": plan.fingerprint,

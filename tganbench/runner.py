@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 import time
-import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -17,10 +16,11 @@ from typing import Any, Callable
 import pandas as pd
 import torch
 
-from tganbench.cell import CellResult, CellSpec, SharedArtefacts, evaluation_noise, execute_cell, failed_result
+from tganbench.cell import CellSpec, SharedArtefacts, evaluation_noise
 from tganbench.config import RunConfig
 from tganbench.environment import device_name, git_revision, versions
 from tganbench.errors import UsageError
+from tganbench.executors import Executor, WorkerSetup, make_executor
 from tganbench.metric import Metric, MetricContext
 from tganbench.metrics.evaluator import Evaluator
 from tganbench.metrics.recognition import recognition_scores
@@ -29,7 +29,7 @@ from tganbench.plugins import Registry, notify
 from tganbench.reporting.build import build_report
 from tganbench.source import SourceCheckpoint, shipped_checkpoint, source_checkpoint
 from tganbench.references import reference_row, reference_sets, source_samples
-from tganbench.store import (NO_SOURCE, REFERENCE_GRID, ResultsStore, cell_key, reference_grid, samples_grid,
+from tganbench.store import (NO_SOURCE, REFERENCE_GRID, ResultsStore, cell_key, load_cell_results, reference_grid,
                              shots_grid, source_seed_of)
 
 # Statuses of cells a resumed run keeps; "failed" cells are run again.
@@ -53,17 +53,39 @@ def run(
     finished cells (ok or diverged) are kept and skipped, failed ones rerun.
     A cell whose strategy raises is recorded as ``failed`` (traceback in
     ``errors.log``) and the run goes on. Progress shows as bars on a terminal,
-    or (no terminal, or ``quiet``) as plain lines.
+    or (no terminal, or ``quiet``) as plain lines. ``config.executor`` says
+    where the cells execute (``tganbench.executors``); every cell leaves a
+    result file in the folder, and a resumed run also adopts the result files
+    of finished cells that ``cells.csv`` does not hold yet (they finished after
+    the driver stopped).
     """
-    data_root = Path(config.data_root) if config.data_root else cache_dir / "data"
-    plan = plan_run(config, registry, data_root)
+    executor = make_executor(config.executor)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(executor.threads)  # before planning: the device's name in the protocol says it
+    try:
+        return _run(config, registry, out_dir, cache_dir, executor, log, quiet, force_new)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def data_root_of(config: RunConfig, cache_dir: Path) -> Path:
+    """Where the run's torchvision datasets are stored: ``--data-root``, else ``<cache-dir>/data``."""
+    return Path(config.data_root) if config.data_root else cache_dir / "data"
+
+
+def _run(config: RunConfig, registry: Registry, out_dir: Path, cache_dir: Path, executor: Executor, log: Log,
+         quiet: bool, force_new: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``run`` once the executor's thread count is set."""
+    setup_config = config
+    plan = plan_run(config, registry, data_root_of(config, cache_dir))
     expected = protocol(plan)
     resuming = check_resumable(out_dir, expected, force_new)
     started = datetime.now(timezone.utc)
     config = plan.config
+    where = "" if executor.label == "serial" else f", executor {executor.label}"
     log(f"run: {len(plan.methods)} methods x {len(config.seeds)} seeds x shots "
         f"{','.join(map(str, config.shots))} on '{plan.data.name}' (profile {config.profile}, "
-        f"{plan.model.architecture.label}) on {device_name(plan.device)} -> {out_dir}")
+        f"{plan.model.architecture.label}) on {device_name(plan.device)}{where} -> {out_dir}")
     for reason in plan.skipped:
         log(f"skipped {reason}")
     evaluator = Evaluator(
@@ -75,7 +97,8 @@ def run(
     shared = shared_artefacts(plan, registry, evaluator)
     store = ResultsStore(out_dir)
     try:
-        return _run_cells(plan, shared, store, registry, resuming, started, cache_dir, log, quiet)
+        return _run_cells(plan, shared, store, registry, resuming, started, cache_dir, log, quiet, executor,
+                          setup_config)
     finally:
         store.close()
 
@@ -104,12 +127,15 @@ def shared_artefacts(plan: Plan, registry: Registry, evaluator: Evaluator) -> Sh
 
 
 def _run_cells(plan: Plan, shared: SharedArtefacts, store: ResultsStore, registry: Registry, resuming: bool,
-               started: datetime, cache_dir: Path, log: Log, quiet: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+               started: datetime, cache_dir: Path, log: Log, quiet: bool, executor: Executor,
+               setup_config: RunConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The body of ``run`` once the results folder is held: source, manifest, cells, report."""
     hook = registry.manager.hook
     if resuming:
         kept = store.load_finished(lambda row: row.get("status") in FINISHED)
-        log(f"resume: {kept} finished cells already in {store.out_dir} are kept and skipped")
+        adopted = _adopt_result_files(store)
+        log(f"resume: {kept + adopted} finished cells already in {store.out_dir} are kept and skipped"
+            + (f" ({adopted} of them from result files the run before did not fold in)" if adopted else ""))
     else:
         store.clear()
     finished = {cell_key(row) for row in store.cells}
@@ -132,8 +158,15 @@ def _run_cells(plan: Plan, shared: SharedArtefacts, store: ResultsStore, registr
             _add_references(plan, shared, store, shots, seed, references_done)
         manifest["references_seconds"] = time.perf_counter() - started_references
         store.write_manifest(manifest)
-        for spec in todo:
-            result = _execute(spec, shared, store, log, hook, quiet)
+        setup = WorkerSetup(setup_config, cache_dir, store.out_dir, tuple(shared.sources))
+        on_evaluated = lambda row: _notify(store, log, hook.tganbench_evaluated, row=row)  # noqa: E731
+        for result in executor.run(todo, setup, shared, on_evaluated, quiet):
+            if result.traceback:
+                store.log_error(f"[{datetime.now(timezone.utc).isoformat()}] cell {result.row['strategy']} "
+                                f"{result.row['shots']} shots seed {result.row['seed']} failed:\n{result.traceback}")
+            if not executor.in_process:  # the cell ran elsewhere: its evaluations are announced as it arrives
+                for row in result.evals:
+                    on_evaluated(row)
             store.add_cell(result.row, result.evals)
             _notify(store, log, hook.tganbench_cell_finished, row=result.row)
             log(_cell_line(result.row, shared.metrics, len(store.cells), total, len(plan.source_seeds) > 1))
@@ -152,24 +185,17 @@ def _run_cells(plan: Plan, shared: SharedArtefacts, store: ResultsStore, registr
     return cells, evals
 
 
-def _execute(spec: CellSpec, shared: SharedArtefacts, store: ResultsStore, log: Log, hook: Any, quiet: bool
-             ) -> CellResult:
-    """Execute one cell and save its sample grid; a cell that raises becomes a ``failed`` row."""
-    try:
-        result = execute_cell(
-            spec, shared, quiet=quiet,
-            on_evaluated=lambda row: _notify(store, log, hook.tganbench_evaluated, row=row),
-        )
-        source_seed = spec.source_seed if spec.config.source_seeds > 1 else None
-        grid = samples_grid(spec.shots, spec.seed, spec.label, source_seed)
-        result.row["samples"] = store.write_grid(grid, result.samples)
-        return result
-    except Exception as error:  # noqa: BLE001 - one failing cell must not cost the others
-        store.log_error(f"[{datetime.now(timezone.utc).isoformat()}] cell {spec.label} {spec.shots} shots "
-                        f"seed {spec.seed} failed:\n{traceback.format_exc()}")
-        if shared.device.type == "cuda":
-            torch.cuda.empty_cache()
-        return failed_result(spec, shared, error)
+def _adopt_result_files(store: ResultsStore) -> int:
+    """Fold in the result files of finished cells that cells.csv does not hold; returns how many."""
+    held = {cell_key(row) for row in store.cells}
+    adopted = 0
+    for record in load_cell_results(store.out_dir):
+        row = record["row"]
+        if row.get("status") in FINISHED and cell_key(row) not in held:
+            store.add_cell(row, record["evals"])
+            held.add(cell_key(row))
+            adopted += 1
+    return adopted
 
 
 def _reference_key(row: dict[str, Any]) -> tuple[int, int, int, str]:
@@ -242,8 +268,12 @@ def _manifest(plan: Plan, shared: SharedArtefacts, store: ResultsStore, expected
     }
 
 
-def prepare_source(plan: Plan, cache_dir: Path, log: Log, quiet: bool, seed: int | None = None) -> SourceCheckpoint:
-    """The source checkpoint of ``seed`` (default: the first): the shipped one when it fits, else pretrained (or cached)."""
+def prepare_source(plan: Plan, cache_dir: Path, log: Log, quiet: bool, seed: int | None = None,
+                   allow_build: bool = True) -> SourceCheckpoint:
+    """The source checkpoint of ``seed`` (default: the first): the shipped one when it fits, else pretrained (or cached).
+
+    Without ``allow_build`` a checkpoint that is not shipped must be in the cache already (workers only load it).
+    """
     config = plan.config
     seed = config.source_seed if seed is None else seed
     if plan.shipped is not None:
@@ -259,7 +289,7 @@ def prepare_source(plan: Plan, cache_dir: Path, log: Log, quiet: bool, seed: int
             f"z_dim {config.z_dim}; pretraining one instead")
     return source_checkpoint(
         plan.data, plan.model, config.train_config(config.source_steps), seed, plan.device,
-        cache_dir, log, quiet=quiet,
+        cache_dir, log, quiet=quiet, allow_build=allow_build,
     )
 
 

@@ -39,7 +39,9 @@ REFERENCES_FILE = "references.csv"
 REFERENCE_KINDS = ("copy-shots", "real", "source")
 # Everything a run writes into its folder (what a fresh run over an old folder removes).
 WRITTEN_FILES = (*RESULT_FILES, REFERENCES_FILE, "summary.md", "report.html", ERRORS_LOG)
-WRITTEN_FOLDERS = ("plots", "samples")
+# One JSON file per finished cell, written by whoever executed it (the driver folds them into the CSV files).
+CELL_RESULTS = "cells"
+WRITTEN_FOLDERS = ("plots", "samples", CELL_RESULTS)
 # The columns of cell_key: a cell within one results folder (one pair per folder).
 CELL_KEY = ("shots", "strategy", "seed", "source_seed")
 # ``source_seed`` of a cell that starts from random weights (scratch), or of a row written before it was recorded.
@@ -247,6 +249,49 @@ def samples_grid(shots: int, seed: int, label: str, source_seed: int | None = No
     return f"samples/{shots}shots-seed{seed}{source}-{re.sub(r'[^A-Za-z0-9.=_-]+', '_', label).strip('_')}.png"
 
 
+def cell_result_file(shots: int, seed: int, label: str, source_seed: int | None = None) -> str:
+    """Where the result file of one cell goes: named like its grid, in ``cells/``."""
+    return f"{CELL_RESULTS}/{Path(samples_grid(shots, seed, label, source_seed)).stem}.json"
+
+
+def save_cell_result(out_dir: Path, name: str, row: dict[str, Any], evals: list[dict[str, Any]],
+                     traceback_text: str | None = None) -> None:
+    """Write one finished cell's row, evaluation rows and (failed cells) traceback to ``out_dir/name``, atomically.
+
+    Workers call this without the folder's lock: each cell has its own file, and
+    only the driver writes the shared files.
+    """
+    record = {"row": row, "evals": evals, "traceback": traceback_text}
+    atomic_write_text(Path(out_dir) / name, json.dumps(record, default=str) + "\n")
+
+
+def load_cell_results(out_dir: Path) -> list[dict[str, Any]]:
+    """The cell result files in ``out_dir/cells`` (``row``, ``evals``, ``traceback``), in name order.
+
+    A file that cannot be read (a worker killed while writing leaves only a
+    temporary file, never a part) is skipped.
+    """
+    records = []
+    for path in sorted((Path(out_dir) / CELL_RESULTS).glob("*.json")):
+        try:
+            records.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return records
+
+
+def save_grid(path: Path, images: torch.Tensor) -> None:
+    """Save 64 of ``images`` (uint8, N x 3 x H x W) as one PNG grid at ``path``, atomically.
+
+    With more than 64 images they are taken evenly spaced through the set, so a
+    set stored in folder order (one photo after another) is shown whole.
+    """
+    if len(images) > GRID_IMAGES:
+        images = images[torch.linspace(0, len(images) - 1, GRID_IMAGES).round().long()]
+    grid = Image.fromarray(make_grid(images.cpu(), nrow=8, padding=2, pad_value=255).permute(1, 2, 0).numpy())
+    atomic_write(path, lambda temporary: grid.save(temporary, format="PNG"))
+
+
 class ResultsStore:
     """One run's results folder, held by one process at a time.
 
@@ -366,13 +411,6 @@ class ResultsStore:
         atomic_write_text(self.out_dir / name, text)
 
     def write_grid(self, name: str, images: torch.Tensor) -> str:
-        """Save 64 of ``images`` (uint8, N x 3 x H x W) as one PNG grid at ``name``; returns ``name``.
-
-        With more than 64 images they are taken evenly spaced through the set, so a
-        set stored in folder order (one photo after another) is shown whole.
-        """
-        if len(images) > GRID_IMAGES:
-            images = images[torch.linspace(0, len(images) - 1, GRID_IMAGES).round().long()]
-        grid = Image.fromarray(make_grid(images.cpu(), nrow=8, padding=2, pad_value=255).permute(1, 2, 0).numpy())
-        atomic_write(self.out_dir / name, lambda temporary: grid.save(temporary, format="PNG"))
+        """Save 64 of ``images`` as one PNG grid at ``name`` in the folder (:func:`save_grid`); returns ``name``."""
+        save_grid(self.out_dir / name, images)
         return name

@@ -1,0 +1,142 @@
+"""Executors: local worker processes give the serial run's cells, lose no cell, and only load shared artefacts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import run_cli
+from tganbench.cache import MissingArtefact
+from tganbench.config import resolve_config
+from tganbench.executors import WorkerSetup
+from tganbench.worker import load_shared
+
+GRID = ["run", "--profile", "smoke", "--strategies", "scratch,finetune,freeze-d", "--seeds", "2", "--quiet"]
+# What may differ between two executions of one cell: how long it took and how much memory it held.
+TIMING = ["train_seconds", "eval_seconds", "steps_per_second", "peak_memory_mb"]
+
+
+def _values(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A results folder's cells and evaluations without the timing columns."""
+    cells = pd.read_csv(out / "cells.csv").drop(columns=TIMING)
+    evals = pd.read_csv(out / "evals.csv").drop(columns=["train_seconds"])
+    return cells, evals
+
+
+@pytest.fixture
+def one_thread():
+    """Torch at one thread in this process: the serial reference then runs like each local:2 worker."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def serial_reference(tmp_path_factory, one_thread) -> Path:
+    """The GRID run serially at one thread."""
+    out = tmp_path_factory.mktemp("serial") / "run"
+    result = run_cli(*GRID, "--out", str(out))
+    assert result.code == 0, result.stderr
+    return out
+
+
+def test_local_2_gives_the_serial_runs_cells_and_one_result_file_per_cell(serial_reference, tmp_path, one_thread):
+    out = tmp_path / "local"
+    result = run_cli(*GRID, "--executor", "local:2", "--out", str(out))
+    assert result.code == 0, result.stderr
+    assert "executor local:2" in result.stderr
+    cells, evals = _values(out)
+    expected_cells, expected_evals = _values(serial_reference)
+    pd.testing.assert_frame_equal(cells, expected_cells)
+    pd.testing.assert_frame_equal(evals, expected_evals)
+    assert set(cells["device"]) == {f"cpu ({cells['device'][0].split('(')[1].split(',')[0]}, 1 threads)"}
+    assert len(list((out / "cells").glob("*.json"))) == len(cells) == 6
+    assert torch.get_num_threads() == 1  # the driver's threads are restored after the run
+
+
+DYING_PLUGIN = '''
+import os
+
+from tganbench import Strategy, hookimpl
+
+
+class Dying(Strategy):
+    """Fine-tunes, but its worker process exits at once while the file named by $DIE_MARKER exists."""
+
+    name = "dying"
+    description = "test strategy whose process dies"
+    from_source = True
+
+    def prepare(self, state):
+        if os.path.exists(os.environ["DIE_MARKER"]):
+            os._exit(7)
+
+
+@hookimpl
+def tganbench_register_strategies(register):
+    register(Dying)
+'''
+
+
+def test_a_worker_that_dies_fails_only_its_cell_and_resuming_reruns_it(tmp_path, monkeypatch):
+    plugin = tmp_path / "dying_plugin.py"
+    plugin.write_text(DYING_PLUGIN)
+    marker = tmp_path / "die"
+    marker.write_text("")
+    monkeypatch.setenv("DIE_MARKER", str(marker))
+    out = tmp_path / "run"
+    args = ["run", "--plugin", str(plugin), "--profile", "smoke", "--strategies", "dying,finetune", "--seeds", "2",
+            "--executor", "local:2", "--quiet", "--out", str(out)]
+    result = run_cli(*args)
+    assert result.code == 1
+    cells = pd.read_csv(out / "cells.csv")
+    assert list(cells["status"]) == ["failed", "ok", "failed", "ok"]
+    assert cells["error"][0].startswith("WorkerLost: local worker process ")
+    assert cells["error"][0].endswith("died (exit code 7) during the cell")
+
+    marker.unlink()
+    again = run_cli(*args)
+    assert again.code == 0, again.stderr
+    assert "resume: 2 finished cells" in again.stderr
+    assert list(pd.read_csv(out / "cells.csv")["status"]) == ["ok"] * 4
+
+
+def test_a_driver_killed_mid_run_resumes_to_the_same_cells(serial_reference, tmp_path):
+    out = tmp_path / "killed"
+    args = [*GRID, "--executor", "local:2", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}  # two threads for the driver: one for each worker
+    process = subprocess.Popen([sys.executable, "-m", "tganbench.cli", *args], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while not list((out / "cells").glob("*.json")):
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline, "no cell finished in time"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    time.sleep(1)  # the orphaned workers finish their cells and exit on their own
+
+    resumed = subprocess.run([sys.executable, "-m", "tganbench.cli", *args], env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"finished cells already in {out} are kept and skipped" in resumed.stderr
+    cells, evals = _values(out)
+    expected_cells, expected_evals = _values(serial_reference)
+    pd.testing.assert_frame_equal(cells, expected_cells)
+    pd.testing.assert_frame_equal(evals, expected_evals)
+
+
+def test_a_worker_without_the_drivers_cache_refuses_to_build_it(tmp_path):
+    config = resolve_config(profile="smoke", strategies="finetune", source_checkpoint="pretrain")
+    setup = WorkerSetup(config, tmp_path / "empty-cache", tmp_path / "out", source_seeds=(0,))
+    with pytest.raises(MissingArtefact, match="every worker must see the driver's cache folder"):
+        load_shared(setup)
+    assert not (tmp_path / "empty-cache").exists() or not any((tmp_path / "empty-cache").rglob("*.pt"))

@@ -1,0 +1,61 @@
+"""Executors: where the cells of a run execute.
+
+The runner builds the shared artefacts (source checkpoints, reference
+features) once, then hands the cells to an executor, which executes each with
+:func:`tganbench.worker.run_cell` wherever it runs them and yields the results
+as they finish. Every cell writes its own result file into the results
+folder; only the driver (the process that runs ``tganbench run``) folds them
+into ``cells.csv`` and ``evals.csv``. An executor never knows what a cell
+computes, and nothing about it enters the protocol except the number of
+torch threads a cell runs with, which is part of the device's name.
+
+- ``serial`` (the default): one cell after another, in the driver;
+- ``local:N``: N worker processes on this machine, started with ``spawn``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from tganbench.cell import CellResult, CellSpec, SharedArtefacts
+from tganbench.config import RunConfig, parse_executor
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """What a worker process needs to load a run's shared artefacts by itself (picklable)."""
+
+    config: RunConfig  # the run's config as given to ``tganbench.runner.run``
+    cache_dir: Path  # where the driver cached the source checkpoints and reference features
+    out_dir: Path  # the results folder: result files and grids go here
+    source_seeds: tuple[int, ...]  # the source checkpoints the driver prepared (empty: no cell needs one)
+
+
+class Executor(ABC):
+    """Executes cells and yields their results as they finish."""
+
+    label: str
+    threads: int  # torch threads each cell runs with
+    in_process: bool  # whether cells run in the driver (observer hooks then fire during a cell)
+
+    @abstractmethod
+    def run(self, specs: list[CellSpec], setup: WorkerSetup, shared: SharedArtefacts,
+            on_evaluated: Callable[[dict[str, Any]], None], quiet: bool) -> Iterator[CellResult]:
+        """Execute ``specs`` and yield one :class:`CellResult` per cell, in the order they finish.
+
+        A cell that raises, or whose worker is lost, is yielded as a ``failed``
+        result naming the error; ``on_evaluated(row)`` is called for each
+        evaluation of cells that run in this process.
+        """
+
+
+def make_executor(text: str) -> Executor:
+    """The executor ``text`` names (``RunConfig.executor``: serial or local:N; a bad one is a UsageError)."""
+    from tganbench.executors.local import LocalExecutor
+    from tganbench.executors.serial import SerialExecutor
+
+    name, workers = parse_executor(text)
+    return LocalExecutor(workers) if name == "local" else SerialExecutor()

@@ -1,0 +1,63 @@
+"""What executes one cell wherever an executor runs it: the cell itself, its grid and its result file.
+
+:func:`run_cell` is the one function every executor calls for a cell.
+:func:`load_shared` is how a worker process gets a run's shared artefacts: it
+plans the run again from its config and *loads* the source checkpoints and
+reference features the driver cached; it never trains or computes them, so a
+worker that cannot find them fails its cells with a message saying so.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any, Callable
+
+import torch
+
+from tganbench.cell import CellResult, CellSpec, SharedArtefacts, execute_cell, failed_result
+from tganbench.executors import WorkerSetup
+from tganbench.metrics.evaluator import Evaluator
+from tganbench.plan import plan_run
+from tganbench.plugins import load_plugins
+from tganbench.runner import data_root_of, prepare_source, shared_artefacts
+from tganbench.store import cell_result_file, samples_grid, save_cell_result, save_grid
+
+
+def run_cell(spec: CellSpec, shared: SharedArtefacts, out_dir: Any,
+             on_evaluated: Callable[[dict[str, Any]], None] = lambda row: None, quiet: bool = True) -> CellResult:
+    """Execute one cell, save its sample grid and its result file in ``out_dir``, and return the result.
+
+    A cell that raises becomes a ``failed`` result carrying its traceback: one
+    failing cell must not cost the others.
+    """
+    source_seed = spec.source_seed if spec.config.source_seeds > 1 else None
+    try:
+        result = execute_cell(spec, shared, on_evaluated=on_evaluated, quiet=quiet)
+        grid = samples_grid(spec.shots, spec.seed, spec.label, source_seed)
+        save_grid(out_dir / grid, result.samples)
+        result.row["samples"] = grid
+    except Exception as error:  # noqa: BLE001 - recorded as a failed cell
+        if shared.device.type == "cuda":
+            torch.cuda.empty_cache()
+        result = failed_result(spec, shared, error)
+        result.traceback = traceback.format_exc()
+    name = cell_result_file(spec.shots, spec.seed, spec.label, source_seed)
+    save_cell_result(out_dir, name, result.row, result.evals, result.traceback)
+    return result
+
+
+def load_shared(setup: WorkerSetup) -> SharedArtefacts:
+    """The shared artefacts of the run ``setup`` describes, loaded in a worker process (never built)."""
+    config = setup.config
+    registry = load_plugins(list(config.plugins))
+    plan = plan_run(config, registry, data_root_of(config, setup.cache_dir))
+    evaluator = Evaluator(
+        plan.extractor, plan.reference, plan.device,
+        kid_subsets=plan.config.kid_subsets, kid_subset_size=plan.config.kid_subset_size,
+        weights_path=plan.config.feature_extractor_weights, cache_dir=setup.cache_dir, quiet=True,
+        validation=plan.validation, build_features=False,
+    )
+    shared = shared_artefacts(plan, registry, evaluator)
+    shared.sources = {seed: prepare_source(plan, setup.cache_dir, lambda message: None, True, seed, allow_build=False)
+                      for seed in setup.source_seeds}
+    return shared
