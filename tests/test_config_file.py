@@ -44,6 +44,7 @@ SAMPLES = {
     "--cuda-graph": True,
     "--memory-format": "contiguous",
     "--executor": "local:2",
+    "--executor-setup": ["module load cuda", "source venv/bin/activate"],
     "--feature-extractor": "inception",
     "--feature-extractor-weights": "weights.pth",
     "--fd-target": 42.5,
@@ -59,7 +60,7 @@ def _command_line(samples: dict) -> list[str]:
     for flag, value in samples.items():
         if value is True:
             arguments.append(flag)
-        elif flag == "--plugin":
+        elif flag in ("--plugin", "--executor-setup"):
             arguments += [part for item in value for part in (flag, item)]
         else:
             arguments += [flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
@@ -101,6 +102,7 @@ def test_every_flag_round_trips_through_a_config_file(tmp_path, with_pair):
     assert from_file.config.shots == (10, 100) and from_file.quiet
     assert from_file.config.cuda_graph == with_pair and from_file.config.compile != with_pair
     assert from_file.config.plugins == ("a_plugin.py", "b_plugin.py")
+    assert from_file.config.executor_setup == ("module load cuda", "source venv/bin/activate")
     assert from_file.config.augment == "color,cutout" and from_file.config.ema_beta == 0.99
     assert from_file.config.source_checkpoint == "pretrain" and from_file.config.d_norm == "none"
 

@@ -1,4 +1,4 @@
-"""Executors: local worker processes give the serial run's cells, lose no cell, and only load shared artefacts."""
+"""Executors: local processes and submitit jobs give the serial run's cells, lose no cell, only load shared artefacts."""
 
 from __future__ import annotations
 
@@ -17,9 +17,13 @@ from conftest import run_cli
 from tganbench.cache import MissingArtefact
 from tganbench.config import resolve_config
 from tganbench.executors import WorkerSetup
+from tganbench.executors.slurm import CellJob
+from tganbench.store import save_cell_result
 from tganbench.worker import load_shared
 
 GRID = ["run", "--profile", "smoke", "--strategies", "scratch,finetune,freeze-d", "--seeds", "2", "--quiet"]
+# submitit's local executor: real job processes, no Slurm; the time limit and the GPU count set explicitly.
+SUBMITIT_LOCAL = "submitit[cluster=local,time=20,gpus=0,cpus=1]"
 # What may differ between two executions of one cell: how long it took and how much memory it held.
 TIMING = ["train_seconds", "eval_seconds", "steps_per_second", "peak_memory_mb"]
 
@@ -49,11 +53,13 @@ def serial_reference(tmp_path_factory, one_thread) -> Path:
     return out
 
 
-def test_local_2_gives_the_serial_runs_cells_and_one_result_file_per_cell(serial_reference, tmp_path, one_thread):
-    out = tmp_path / "local"
-    result = run_cli(*GRID, "--executor", "local:2", "--out", str(out))
+@pytest.mark.parametrize("executor", ["local:2", SUBMITIT_LOCAL])
+def test_a_parallel_run_gives_the_serial_runs_cells_and_one_result_file_per_cell(serial_reference, tmp_path,
+                                                                                  one_thread, executor):
+    out = tmp_path / "parallel"
+    result = run_cli(*GRID, "--executor", executor, "--out", str(out))
     assert result.code == 0, result.stderr
-    assert "executor local:2" in result.stderr
+    assert f"executor {executor.split('[')[0]}" in result.stderr
     cells, evals = _values(out)
     expected_cells, expected_evals = _values(serial_reference)
     pd.testing.assert_frame_equal(cells, expected_cells)
@@ -87,7 +93,11 @@ def tganbench_register_strategies(register):
 '''
 
 
-def test_a_worker_that_dies_fails_only_its_cell_and_resuming_reruns_it(tmp_path, monkeypatch):
+@pytest.mark.parametrize("executor, message", [
+    ("local:2", "WorkerLost: local worker process "),
+    (SUBMITIT_LOCAL, "WorkerLost: submitit job "),
+])
+def test_a_worker_that_dies_fails_only_its_cell_and_resuming_reruns_it(tmp_path, monkeypatch, executor, message):
     plugin = tmp_path / "dying_plugin.py"
     plugin.write_text(DYING_PLUGIN)
     marker = tmp_path / "die"
@@ -95,13 +105,14 @@ def test_a_worker_that_dies_fails_only_its_cell_and_resuming_reruns_it(tmp_path,
     monkeypatch.setenv("DIE_MARKER", str(marker))
     out = tmp_path / "run"
     args = ["run", "--plugin", str(plugin), "--profile", "smoke", "--strategies", "dying,finetune", "--seeds", "2",
-            "--executor", "local:2", "--quiet", "--out", str(out)]
+            "--executor", executor, "--quiet", "--out", str(out)]
     result = run_cli(*args)
     assert result.code == 1
     cells = pd.read_csv(out / "cells.csv")
     assert list(cells["status"]) == ["failed", "ok", "failed", "ok"]
-    assert cells["error"][0].startswith("WorkerLost: local worker process ")
-    assert cells["error"][0].endswith("died (exit code 7) during the cell")
+    assert cells["error"][0].startswith(message)
+    if executor == "local:2":
+        assert cells["error"][0].endswith("died (exit code 7) during the cell")
 
     marker.unlink()
     again = run_cli(*args)
@@ -110,10 +121,12 @@ def test_a_worker_that_dies_fails_only_its_cell_and_resuming_reruns_it(tmp_path,
     assert list(pd.read_csv(out / "cells.csv")["status"]) == ["ok"] * 4
 
 
-def test_a_driver_killed_mid_run_resumes_to_the_same_cells(serial_reference, tmp_path):
+@pytest.mark.parametrize("executor", ["local:2", SUBMITIT_LOCAL])
+def test_a_driver_killed_mid_run_resumes_to_the_same_cells(serial_reference, tmp_path, executor):
     out = tmp_path / "killed"
-    args = [*GRID, "--executor", "local:2", "--out", str(out)]
-    env = {**os.environ, "OMP_NUM_THREADS": "2"}  # two threads for the driver: one for each worker
+    args = [*GRID, "--executor", executor, "--out", str(out)]
+    # local:2 gives each worker half the driver's threads; submitit's cpus=1 sets one thread either way.
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
     process = subprocess.Popen([sys.executable, "-m", "tganbench.cli", *args], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 600
@@ -140,3 +153,14 @@ def test_a_worker_without_the_drivers_cache_refuses_to_build_it(tmp_path):
     with pytest.raises(MissingArtefact, match="every worker must see the driver's cache folder"):
         load_shared(setup)
     assert not (tmp_path / "empty-cache").exists() or not any((tmp_path / "empty-cache").rglob("*.pt"))
+
+
+def test_a_requeued_submitit_job_returns_its_finished_cell_without_running_it(tmp_path):
+    config = resolve_config(profile="smoke", strategies="finetune")
+    out = tmp_path / "out"
+    row = {"shots": 100, "strategy": "finetune", "seed": 0, "source_seed": 0, "status": "ok", "fd_final": 1.5}
+    save_cell_result(out, "cells/100shots-seed0-finetune.json", row, [{"step": 20, "fd": 1.5}])
+    # An empty cache: a job that tried to run the cell would fail to load the shared artefacts.
+    setup = WorkerSetup(config, tmp_path / "empty-cache", out, source_seeds=(0,))
+    result = CellJob()(setup, "cells/100shots-seed0-finetune.json", b"not a cell", 1)
+    assert result.row == row and result.evals == [{"step": 20, "fd": 1.5}]

@@ -85,9 +85,13 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cuda-graph", action="store_true", default=None,
                      help="capture each training step once as a CUDA graph and replay it (CUDA only; "
                           "experimental: this form has not yet run on a GPU)")
-    run.add_argument("--executor", default=None, metavar="serial|local:N",
-                     help="where the cells execute: serial (default: one after another in this process) or "
-                          "local:N (N worker processes, each with this process's torch threads divided by N)")
+    run.add_argument("--executor", default=None, metavar="serial|local:N|submitit[k=v,...]",
+                     help="where the cells execute: serial (default: one after another in this process), "
+                          "local:N (N worker processes, each with this process's torch threads divided by N) or "
+                          "submitit[partition=P,time=MIN,cpus=C,gpus=G,mem=GB,array=K,account=A,cluster=slurm|local] "
+                          "(one Slurm job per cell)")
+    run.add_argument("--executor-setup", action="append", default=None, metavar="LINE",
+                     help="a shell line every Slurm job runs before its cell (repeatable)")
     run.add_argument("--memory-format", default=None,
                      help="layout of G's and D's activations: channels-last (default) or contiguous")
     run.add_argument("--feature-extractor", default=None, help="shapes (default) or inception")
@@ -157,6 +161,7 @@ def run_settings(args: argparse.Namespace) -> RunSettings:
     settings["seeds"] = parse_seeds(args.seeds) if args.seeds is not None else None
     settings["shots"] = parse_shots(args.shots) if args.shots is not None else None
     settings["plugins"] = tuple(args.plugin)
+    settings["executor_setup"] = tuple(args.executor_setup) if args.executor_setup else None
     return RunSettings(resolve_config(**settings), args.out, args.cache_dir, bool(args.quiet), bool(args.force_new))
 
 

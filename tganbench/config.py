@@ -74,7 +74,8 @@ class RunConfig:
     compile: bool = False
     memory_format: str = "channels-last"
     cuda_graph: bool = False
-    executor: str = "serial"  # where the cells execute (tganbench.executors): serial or local:N
+    executor: str = "serial"  # where the cells execute (tganbench.executors): serial, local:N, submitit[k=v]
+    executor_setup: tuple[str, ...] = ()  # shell lines each Slurm job runs first (module load ..., source venv)
     plugins: tuple[str, ...] = field(default_factory=tuple)
 
     def train_config(self, steps: int) -> TrainConfig:
@@ -121,17 +122,53 @@ POSITIVE_INTS = ("width", "z_dim", "batch_size", "source_steps", "target_steps",
                  "n_generated", "n_reference", "n_validation", "kid_subsets", "kid_subset_size", "source_seeds")
 
 
-def parse_executor(text: str) -> tuple[str, int]:
-    """``serial`` -> ("serial", 1); ``local:N`` -> ("local", N); anything else is a UsageError."""
-    name, _, argument = text.strip().partition(":")
+# The options of --executor submitit[k=v,...]: name -> (type, what it sets).
+SUBMITIT_OPTIONS: dict[str, tuple[type, str]] = {
+    "cluster": (str, "slurm, or local to run the jobs as processes here (default: slurm where sbatch exists)"),
+    "partition": (str, "Slurm partition"),
+    "account": (str, "Slurm account"),
+    "time": (int, "minutes each cell's job may run"),
+    "cpus": (int, "CPUs per job, and the torch threads each cell runs with"),
+    "gpus": (int, "GPUs per job"),
+    "mem": (float, "memory per job, GB"),
+    "array": (int, "how many jobs of the array run at once"),
+}
+
+
+def parse_executor(text: str) -> tuple[str, dict[str, Any]]:
+    """``serial``, ``local:N`` or ``submitit[k=v,...]`` as (name, options); anything else is a UsageError."""
+    text = text.strip()
+    name, _, argument = text.partition(":")
     if name == "serial" and not argument:
-        return "serial", 1
+        return "serial", {}
     if name == "local":
         workers = int(argument) if argument.strip().isdigit() else 0
         if workers >= 1:
-            return "local", workers
+            return "local", {"workers": workers}
         raise UsageError(f"--executor local:N needs a number of worker processes N >= 1, got '{text}'")
-    raise UsageError(f"--executor must be serial or local:N, got '{text}'")
+    name, bracket, rest = text.partition("[")
+    if name == "submitit":
+        if bracket and not rest.endswith("]"):
+            raise UsageError(f"malformed executor '{text}' (expected submitit[key=value,...])")
+        options: dict[str, Any] = {}
+        for item in filter(None, rest[:-1].split(",") if bracket else []):
+            key, equals, value = item.partition("=")
+            key = key.strip()
+            if key not in SUBMITIT_OPTIONS:
+                raise UsageError(f"unknown submitit option '{key}' (options: {', '.join(SUBMITIT_OPTIONS)})")
+            kind = SUBMITIT_OPTIONS[key][0]
+            try:
+                options[key] = kind(value.strip()) if equals else None
+            except ValueError:
+                options[key] = None
+            bad = options[key] is None or (kind is not str and (options[key] < 0 if key == "gpus" else options[key] <= 0))
+            if bad:
+                what = "a non-negative" if key == "gpus" else "a positive"
+                raise UsageError(f"submitit option '{key}' expects {what} {kind.__name__}, got '{value}'")
+        if options.get("cluster", "slurm") not in ("slurm", "local"):
+            raise UsageError(f"submitit option 'cluster' must be slurm or local, got '{options['cluster']}'")
+        return "submitit", options
+    raise UsageError(f"--executor must be serial, local:N or submitit[key=value,...], got '{text}'")
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:

@@ -3,7 +3,7 @@
 Keys are the ``run`` flags without their leading dashes, with ``_`` or ``-``
 (``target_steps = 200``). Lists become comma-separated values
 (``shots = [10, 100]``, ``strategies = ["freeze-d[layers=1]", "finetune"]``),
-except ``plugin``, which may repeat; ``true`` turns a switch on. The file is
+except ``plugin`` and ``executor_setup``, which may repeat; ``true`` turns a switch on. The file is
 turned into command-line arguments placed *before* the ones typed, so a flag
 on the command line overrides the file and both go through the same parsing
 and validation. Relative paths are relative to the working directory, as on
@@ -23,7 +23,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-REPEATABLE = ("plugin",)
+REPEATABLE = ("plugin", "executor-setup")
 
 
 def config_file_arguments(path: str, flags: set[str]) -> list[str]:

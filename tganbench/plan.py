@@ -198,7 +198,8 @@ def protocol(plan: Plan) -> dict[str, Any]:
     name), plus the pair's content, the resolved architecture and the device.
     """
     ignored = {"strategies", "augment", "seeds", "shots", "source_seeds", "profile", "plugins", "source_dir",
-               "target_dir", "data_root", "fd_target", "executor"}
+               "target_dir", "data_root", "fd_target", "executor",
+               "executor_setup"}
     settings = {k: v for k, v in plan.config.to_dict().items() if k not in ignored}
     source = f"shipped {plan.shipped.checksum}" if plan.shipped else "pretrained in the run"
     return {**settings, "model": plan.model.describe(), "pair_fingerprint": plan.fingerprint,

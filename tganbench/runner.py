@@ -59,7 +59,7 @@ def run(
     of finished cells that ``cells.csv`` does not hold yet (they finished after
     the driver stopped).
     """
-    executor = make_executor(config.executor)
+    executor = make_executor(config)
     threads = torch.get_num_threads()
     torch.set_num_threads(executor.threads)  # before planning: the device's name in the protocol says it
     try:

@@ -41,7 +41,7 @@ REFERENCE_KINDS = ("copy-shots", "real", "source")
 WRITTEN_FILES = (*RESULT_FILES, REFERENCES_FILE, "summary.md", "report.html", ERRORS_LOG)
 # One JSON file per finished cell, written by whoever executed it (the driver folds them into the CSV files).
 CELL_RESULTS = "cells"
-WRITTEN_FOLDERS = ("plots", "samples", CELL_RESULTS)
+WRITTEN_FOLDERS = ("plots", "samples", CELL_RESULTS, "submitit")
 # The columns of cell_key: a cell within one results folder (one pair per folder).
 CELL_KEY = ("shots", "strategy", "seed", "source_seed")
 # ``source_seed`` of a cell that starts from random weights (scratch), or of a row written before it was recorded.
@@ -398,8 +398,10 @@ class ResultsStore:
         last = len(self._rank)
         self.cells.sort(key=lambda row: self._rank.get(cell_key(row), last))
         self.evals.sort(key=lambda row: self._rank.get(cell_key(row), last))  # stable: steps keep their order
-        atomic_write_text(self.out_dir / "cells.csv", pd.DataFrame(self.cells).to_csv(index=False))
+        # evals.csv first: a cell is finished once its cells.csv row is written, and a kill between the two
+        # writes must not leave a finished cell without its curve (resume drops evaluations without a cell).
         atomic_write_text(self.out_dir / "evals.csv", pd.DataFrame(self.evals).to_csv(index=False))
+        atomic_write_text(self.out_dir / "cells.csv", pd.DataFrame(self.cells).to_csv(index=False))
 
     def add_references(self, rows: list[dict[str, Any]]) -> None:
         """Record reference rows (``tganbench.references``), rewriting references.csv."""

@@ -10,7 +10,8 @@ computes, and nothing about it enters the protocol except the number of
 torch threads a cell runs with, which is part of the device's name.
 
 - ``serial`` (the default): one cell after another, in the driver;
-- ``local:N``: N worker processes on this machine, started with ``spawn``.
+- ``local:N``: N worker processes on this machine, started with ``spawn``;
+- ``submitit[k=v,...]``: one Slurm job per cell, as a job array (submitit).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, Callable, Iterator
 
 from tganbench.cell import CellResult, CellSpec, SharedArtefacts
 from tganbench.config import RunConfig, parse_executor
+from tganbench.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -52,10 +54,19 @@ class Executor(ABC):
         """
 
 
-def make_executor(text: str) -> Executor:
-    """The executor ``text`` names (``RunConfig.executor``: serial or local:N; a bad one is a UsageError)."""
-    from tganbench.executors.local import LocalExecutor
+def make_executor(config: RunConfig) -> Executor:
+    """The executor ``config.executor`` names (a bad one, or a missing engine, is a UsageError)."""
+    name, options = parse_executor(config.executor)
+    if name == "local":
+        from tganbench.executors.local import LocalExecutor
+
+        return LocalExecutor(options["workers"])
+    if name == "submitit":
+        try:
+            from tganbench.executors.slurm import SubmititExecutor
+        except ImportError:
+            raise UsageError("--executor submitit needs submitit: pip install -e \".[slurm]\"") from None
+        return SubmititExecutor(options, config.executor_setup)
     from tganbench.executors.serial import SerialExecutor
 
-    name, workers = parse_executor(text)
-    return LocalExecutor(workers) if name == "local" else SerialExecutor()
+    return SerialExecutor()

@@ -90,12 +90,19 @@ class LocalExecutor(Executor):
                         worker.process.join()
                         error = WorkerLost(f"local worker process {worker.process.pid} died "
                                            f"(exit code {worker.process.exitcode}) during the cell")
-                        yield failed_result(worker.cell, shared, error)
+                        result = failed_result(worker.cell, shared, error)
+                        result.traceback = f"{error} (what the worker printed is on the driver's stderr)"
+                        yield result
                         worker.connection.close()
                         workers[index] = start()
                         continue
                     spec, worker.cell = worker.cell, None
-                    yield payload if status == "ok" else failed_result(spec, shared, WorkerLost(payload))
+                    if status == "ok":
+                        yield payload
+                    else:
+                        result = failed_result(spec, shared, WorkerLost(payload))
+                        result.traceback = payload
+                        yield result
         finally:
             for worker in workers:
                 if worker.cell is not None:  # interrupted mid-cell: do not wait for it
