@@ -1,4 +1,8 @@
-"""Executors: local processes and submitit jobs give the serial run's cells, lose no cell, only load shared artefacts."""
+"""Executors: local processes, submitit jobs and Ray tasks give the serial run's cells, lose no cell, load, never build.
+
+The Ray tests start a local Ray instance and need the ``ray`` extra; they run
+with ``pytest -m ray`` (``pip install -e ".[ray]"`` first).
+"""
 
 from __future__ import annotations
 
@@ -53,7 +57,7 @@ def serial_reference(tmp_path_factory, one_thread) -> Path:
     return out
 
 
-@pytest.mark.parametrize("executor", ["local:2", SUBMITIT_LOCAL])
+@pytest.mark.parametrize("executor", ["local:2", SUBMITIT_LOCAL, pytest.param("ray[cpus=1]", marks=pytest.mark.ray)])
 def test_a_parallel_run_gives_the_serial_runs_cells_and_one_result_file_per_cell(serial_reference, tmp_path,
                                                                                   one_thread, executor):
     out = tmp_path / "parallel"
@@ -96,6 +100,7 @@ def tganbench_register_strategies(register):
 @pytest.mark.parametrize("executor, message", [
     ("local:2", "WorkerLost: local worker process "),
     (SUBMITIT_LOCAL, "WorkerLost: submitit job "),
+    pytest.param("ray[cpus=1]", "WorkerLost: ray task failed", marks=pytest.mark.ray),
 ])
 def test_a_worker_that_dies_fails_only_its_cell_and_resuming_reruns_it(tmp_path, monkeypatch, executor, message):
     plugin = tmp_path / "dying_plugin.py"

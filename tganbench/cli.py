@@ -85,11 +85,11 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cuda-graph", action="store_true", default=None,
                      help="capture each training step once as a CUDA graph and replay it (CUDA only; "
                           "experimental: this form has not yet run on a GPU)")
-    run.add_argument("--executor", default=None, metavar="serial|local:N|submitit[k=v,...]",
+    run.add_argument("--executor", default=None, metavar="serial|local:N|submitit[k=v,...]|ray[k=v,...][:ADDRESS]",
                      help="where the cells execute: serial (default: one after another in this process), "
                           "local:N (N worker processes, each with this process's torch threads divided by N) or "
                           "submitit[partition=P,time=MIN,cpus=C,gpus=G,mem=GB,array=K,account=A,cluster=slurm|local] "
-                          "(one Slurm job per cell)")
+                          "(one Slurm job per cell) or ray[cpus=C,gpus=G][:ADDRESS] (one Ray task per cell)")
     run.add_argument("--executor-setup", action="append", default=None, metavar="LINE",
                      help="a shell line every Slurm job runs before its cell (repeatable)")
     run.add_argument("--memory-format", default=None,

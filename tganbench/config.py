@@ -74,7 +74,7 @@ class RunConfig:
     compile: bool = False
     memory_format: str = "channels-last"
     cuda_graph: bool = False
-    executor: str = "serial"  # where the cells execute (tganbench.executors): serial, local:N, submitit[k=v]
+    executor: str = "serial"  # where cells execute (tganbench.executors): serial, local:N, submitit[k=v], ray[k=v]:ADDR
     executor_setup: tuple[str, ...] = ()  # shell lines each Slurm job runs first (module load ..., source venv)
     plugins: tuple[str, ...] = field(default_factory=tuple)
 
@@ -135,8 +135,42 @@ SUBMITIT_OPTIONS: dict[str, tuple[type, str]] = {
 }
 
 
+# The options of --executor ray[k=v,...][:ADDRESS]: name -> (type, what it sets).
+RAY_OPTIONS: dict[str, tuple[type, str]] = {
+    "cpus": (int, "CPUs each cell's task reserves, and the torch threads it runs with"),
+    "gpus": (float, "GPUs each cell's task reserves (fractions share a GPU: 0.25 is four cells to a GPU)"),
+}
+
+
+def _executor_options(text: str, name: str, rest: str, known: dict[str, tuple[type, str]]) -> dict[str, Any]:
+    """The ``k=v,...`` inside ``name[...]`` (``rest`` is what follows the bracket, ``]`` included), checked."""
+    if not rest.endswith("]"):
+        raise UsageError(f"malformed executor '{text}' (expected {name}[key=value,...])")
+    options: dict[str, Any] = {}
+    for item in filter(None, rest[:-1].split(",")):
+        key, equals, value = item.partition("=")
+        key = key.strip()
+        if key not in known:
+            raise UsageError(f"unknown {name} option '{key}' (options: {', '.join(known)})")
+        kind = known[key][0]
+        try:
+            options[key] = kind(value.strip()) if equals else None
+        except ValueError:
+            options[key] = None
+        zero_allowed = key == "gpus"
+        bad = options[key] is None or (kind is not str and (options[key] < 0 if zero_allowed else options[key] <= 0))
+        if bad:
+            what = "a non-negative" if zero_allowed else "a positive"
+            raise UsageError(f"{name} option '{key}' expects {what} {'number' if kind is float else kind.__name__}, "
+                             f"got '{value}'")
+    return options
+
+
 def parse_executor(text: str) -> tuple[str, dict[str, Any]]:
-    """``serial``, ``local:N`` or ``submitit[k=v,...]`` as (name, options); anything else is a UsageError."""
+    """``serial``, ``local:N``, ``submitit[k=v,...]`` or ``ray[k=v,...][:ADDRESS]`` as (name, options).
+
+    Anything else is a UsageError.
+    """
     text = text.strip()
     name, _, argument = text.partition(":")
     if name == "serial" and not argument:
@@ -146,29 +180,26 @@ def parse_executor(text: str) -> tuple[str, dict[str, Any]]:
         if workers >= 1:
             return "local", {"workers": workers}
         raise UsageError(f"--executor local:N needs a number of worker processes N >= 1, got '{text}'")
-    name, bracket, rest = text.partition("[")
-    if name == "submitit":
-        if bracket and not rest.endswith("]"):
-            raise UsageError(f"malformed executor '{text}' (expected submitit[key=value,...])")
-        options: dict[str, Any] = {}
-        for item in filter(None, rest[:-1].split(",") if bracket else []):
-            key, equals, value = item.partition("=")
-            key = key.strip()
-            if key not in SUBMITIT_OPTIONS:
-                raise UsageError(f"unknown submitit option '{key}' (options: {', '.join(SUBMITIT_OPTIONS)})")
-            kind = SUBMITIT_OPTIONS[key][0]
-            try:
-                options[key] = kind(value.strip()) if equals else None
-            except ValueError:
-                options[key] = None
-            bad = options[key] is None or (kind is not str and (options[key] < 0 if key == "gpus" else options[key] <= 0))
-            if bad:
-                what = "a non-negative" if key == "gpus" else "a positive"
-                raise UsageError(f"submitit option '{key}' expects {what} {kind.__name__}, got '{value}'")
+    if text == "submitit" or text.startswith("submitit["):
+        options = _executor_options(text, "submitit", text[len("submitit["):], SUBMITIT_OPTIONS) if "[" in text else {}
         if options.get("cluster", "slurm") not in ("slurm", "local"):
             raise UsageError(f"submitit option 'cluster' must be slurm or local, got '{options['cluster']}'")
         return "submitit", options
-    raise UsageError(f"--executor must be serial, local:N or submitit[key=value,...], got '{text}'")
+    if text == "ray" or text.startswith(("ray[", "ray:")):
+        options, address = {}, ""
+        if text.startswith("ray["):
+            bracket, _, address = text[len("ray["):].partition("]")
+            options = _executor_options(text, "ray", bracket + "]", RAY_OPTIONS)
+            if address and not address.startswith(":"):
+                raise UsageError(f"malformed executor '{text}' (expected ray[key=value,...]:ADDRESS)")
+        else:
+            address = text[len("ray"):]
+        address = address[1:]
+        if address:
+            options["address"] = address
+        return "ray", options
+    raise UsageError(f"--executor must be serial, local:N, submitit[key=value,...] or ray[key=value,...][:ADDRESS], "
+                     f"got '{text}'")
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:

@@ -254,6 +254,12 @@ def cell_result_file(shots: int, seed: int, label: str, source_seed: int | None 
     return f"{CELL_RESULTS}/{Path(samples_grid(shots, seed, label, source_seed)).stem}.json"
 
 
+def result_file_of(spec: Any) -> str:
+    """The result file of a ``CellSpec`` (its source seed is in the name only when the run has several)."""
+    source_seed = spec.source_seed if spec.config.source_seeds > 1 else None
+    return cell_result_file(spec.shots, spec.seed, spec.label, source_seed)
+
+
 def save_cell_result(out_dir: Path, name: str, row: dict[str, Any], evals: list[dict[str, Any]],
                      traceback_text: str | None = None) -> None:
     """Write one finished cell's row, evaluation rows and (failed cells) traceback to ``out_dir/name``, atomically.

@@ -1,6 +1,7 @@
 """What executes one cell wherever an executor runs it: the cell itself, its grid and its result file.
 
-:func:`run_cell` is the one function every executor calls for a cell.
+:func:`run_cell` is the one function every executor calls for a cell;
+:func:`run_pickled_cell` wraps it for a job on another machine (submitit, Ray).
 :func:`load_shared` is how a worker process gets a run's shared artefacts: it
 plans the run again from its config and *loads* the source checkpoints and
 reference features the driver cached; it never trains or computes them, so a
@@ -9,6 +10,8 @@ worker that cannot find them fails its cells with a message saying so.
 
 from __future__ import annotations
 
+import json
+import pickle
 import traceback
 from typing import Any, Callable
 
@@ -20,7 +23,7 @@ from tganbench.metrics.evaluator import Evaluator
 from tganbench.plan import plan_run
 from tganbench.plugins import load_plugins
 from tganbench.runner import data_root_of, prepare_source, shared_artefacts
-from tganbench.store import cell_result_file, samples_grid, save_cell_result, save_grid
+from tganbench.store import result_file_of, samples_grid, save_cell_result, save_grid
 
 
 def run_cell(spec: CellSpec, shared: SharedArtefacts, out_dir: Any,
@@ -30,10 +33,10 @@ def run_cell(spec: CellSpec, shared: SharedArtefacts, out_dir: Any,
     A cell that raises becomes a ``failed`` result carrying its traceback: one
     failing cell must not cost the others.
     """
-    source_seed = spec.source_seed if spec.config.source_seeds > 1 else None
     try:
         result = execute_cell(spec, shared, on_evaluated=on_evaluated, quiet=quiet)
-        grid = samples_grid(spec.shots, spec.seed, spec.label, source_seed)
+        grid = samples_grid(spec.shots, spec.seed, spec.label,
+                            spec.source_seed if spec.config.source_seeds > 1 else None)
         save_grid(out_dir / grid, result.samples)
         result.row["samples"] = grid
     except Exception as error:  # noqa: BLE001 - recorded as a failed cell
@@ -41,8 +44,7 @@ def run_cell(spec: CellSpec, shared: SharedArtefacts, out_dir: Any,
             torch.cuda.empty_cache()
         result = failed_result(spec, shared, error)
         result.traceback = traceback.format_exc()
-    name = cell_result_file(spec.shots, spec.seed, spec.label, source_seed)
-    save_cell_result(out_dir, name, result.row, result.evals, result.traceback)
+    save_cell_result(out_dir, result_file_of(spec), result.row, result.evals, result.traceback)
     return result
 
 
@@ -61,3 +63,26 @@ def load_shared(setup: WorkerSetup) -> SharedArtefacts:
     shared.sources = {seed: prepare_source(plan, setup.cache_dir, lambda message: None, True, seed, allow_build=False)
                       for seed in setup.source_seeds}
     return shared
+
+
+def run_pickled_cell(setup: WorkerSetup, result_file: str, spec: bytes, threads: int) -> CellResult:
+    """A job's whole work: run the pickled cell ``spec`` with ``threads`` torch threads, unless it has finished.
+
+    The cell arrives pickled and is unpickled only once the run's plugins are
+    loaded (a strategy from a ``--plugin`` file is importable only then). If
+    ``result_file`` already holds the cell finished (a requeued or repeated
+    job), that result is returned and nothing runs. The returned result has no
+    images: the grid is in the results folder.
+    """
+    from tganbench.runner import FINISHED
+
+    path = setup.out_dir / result_file
+    if path.is_file():
+        record = json.loads(path.read_text())
+        if record["row"].get("status") in FINISHED:
+            return CellResult(record["row"], record["evals"])
+    torch.set_num_threads(threads)
+    shared = load_shared(setup)
+    result = run_cell(pickle.loads(spec), shared, setup.out_dir)
+    result.samples = None
+    return result

@@ -11,7 +11,8 @@ torch threads a cell runs with, which is part of the device's name.
 
 - ``serial`` (the default): one cell after another, in the driver;
 - ``local:N``: N worker processes on this machine, started with ``spawn``;
-- ``submitit[k=v,...]``: one Slurm job per cell, as a job array (submitit).
+- ``submitit[k=v,...]``: one Slurm job per cell, as a job array (submitit);
+- ``ray[k=v,...][:ADDRESS]``: one Ray task per cell, on a Ray cluster or a local one.
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ def make_executor(config: RunConfig) -> Executor:
         except ImportError:
             raise UsageError("--executor submitit needs submitit: pip install -e \".[slurm]\"") from None
         return SubmititExecutor(options, config.executor_setup)
+    if name == "ray":
+        try:
+            from tganbench.executors.ray_cluster import RayExecutor
+        except ImportError:
+            raise UsageError("--executor ray needs Ray: pip install -e \".[ray]\"") from None
+        return RayExecutor(options)
     from tganbench.executors.serial import SerialExecutor
 
     return SerialExecutor()

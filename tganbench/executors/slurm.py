@@ -16,17 +16,15 @@ again.
 
 from __future__ import annotations
 
-import json
 import pickle
 from typing import Any, Callable, Iterator
 
 import submitit
-import torch
 
 from tganbench.cell import CellResult, CellSpec, SharedArtefacts, failed_result
 from tganbench.executors import Executor, WorkerSetup
 from tganbench.executors.local import WorkerLost
-from tganbench.store import cell_result_file
+from tganbench.store import result_file_of
 
 # How often the driver asks whether jobs have finished, in seconds.
 POLL_SECONDS = 1.0
@@ -63,8 +61,7 @@ class SubmititExecutor(Executor):
         executor = submitit.AutoExecutor(folder=setup.out_dir / "submitit", cluster=self.options.get("cluster"))
         executor.update_parameters(**self.parameters())
         # Cells travel pickled, and are unpickled after the job has loaded the run's plugins (their classes).
-        names = [cell_result_file(spec.shots, spec.seed, spec.label,
-                                  spec.source_seed if spec.config.source_seeds > 1 else None) for spec in specs]
+        names = [result_file_of(spec) for spec in specs]
         jobs = executor.map_array(CellJob(), [setup] * len(specs), names, [pickle.dumps(spec) for spec in specs],
                                   [self.threads] * len(specs))
         cells = {job.job_id: spec for job, spec in zip(jobs, specs)}
@@ -86,7 +83,7 @@ class SubmititExecutor(Executor):
 
 
 class CellJob(submitit.helpers.Checkpointable):
-    """One cell as a submitit job: load the shared artefacts, run the cell, return its result.
+    """One cell as a submitit job (:func:`tganbench.worker.run_pickled_cell`).
 
     ``Checkpointable`` makes submitit requeue the job (same arguments) on
     preemption or timeout; the requeued job returns the result file of a
@@ -95,16 +92,6 @@ class CellJob(submitit.helpers.Checkpointable):
 
     def __call__(self, setup: WorkerSetup, result_file: str, spec: bytes, threads: int) -> CellResult:
         """Run the pickled cell ``spec`` (unless ``result_file`` holds it finished) with ``threads`` torch threads."""
-        from tganbench.runner import FINISHED
-        from tganbench.worker import load_shared, run_cell
+        from tganbench.worker import run_pickled_cell
 
-        path = setup.out_dir / result_file
-        if path.is_file():
-            record = json.loads(path.read_text())
-            if record["row"].get("status") in FINISHED:
-                return CellResult(record["row"], record["evals"])
-        torch.set_num_threads(threads)
-        shared = load_shared(setup)  # loads the run's plugins, so the cell's classes unpickle
-        result = run_cell(pickle.loads(spec), shared, setup.out_dir)
-        result.samples = None  # the grid is in the results folder already
-        return result
+        return run_pickled_cell(setup, result_file, spec, threads)
