@@ -6,6 +6,7 @@ with ``pytest -m ray`` (``pip install -e ".[ray]"`` first).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -48,11 +49,19 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture
-def serial_reference(tmp_path_factory, one_thread) -> Path:
-    """The GRID run serially at one thread."""
+@pytest.fixture(scope="module")
+def serial_reference(tmp_path_factory) -> Path:
+    """The GRID run serially at one thread, once for this module."""
     out = tmp_path_factory.mktemp("serial") / "run"
-    result = run_cli(*GRID, "--out", str(out))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with pytest.MonkeyPatch.context() as patch:  # the cache of the autouse fixture, which is per test
+            patch.setenv("TGANBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "tganbench-cache"))
+            patch.setenv("TGANBENCH_LOAD_PLUGINS", "")
+            result = run_cli(*GRID, "--out", str(out))
+    finally:
+        torch.set_num_threads(threads)
     assert result.code == 0, result.stderr
     return out
 
@@ -169,3 +178,60 @@ def test_a_requeued_submitit_job_returns_its_finished_cell_without_running_it(tm
     setup = WorkerSetup(config, tmp_path / "empty-cache", out, source_seeds=(0,))
     result = CellJob()(setup, "cells/100shots-seed0-finetune.json", b"not a cell", 1)
     assert result.row == row and result.evals == [{"step": 20, "fd": 1.5}]
+
+
+OBSERVER_PLUGIN = """
+import json
+import os
+
+from tganbench import hookimpl
+
+
+def _record(kind, row):
+    with open(os.environ["HOOK_LOG"], "a") as log:
+        log.write(json.dumps([kind, os.getpid(), row["strategy"], row["seed"], row.get("step")]) + "\\n")
+
+
+@hookimpl
+def tganbench_evaluated(row):
+    _record("evaluated", row)
+
+
+@hookimpl
+def tganbench_cell_finished(row):
+    _record("finished", row)
+"""
+
+
+def test_observer_hooks_fire_in_the_driver_as_results_arrive(tmp_path, monkeypatch):
+    plugin = tmp_path / "observer_plugin.py"
+    plugin.write_text(OBSERVER_PLUGIN)
+    log = tmp_path / "hooks.jsonl"
+    monkeypatch.setenv("HOOK_LOG", str(log))
+    result = run_cli("run", "--plugin", str(plugin), "--profile", "smoke", "--strategies", "finetune,freeze-d",
+                     "--executor", "local:2", "--quiet", "--out", str(tmp_path / "run"))
+    assert result.code == 0, result.stderr
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {pid for _, pid, *_ in calls} == {os.getpid()}
+    for strategy in ("finetune", "freeze-d"):
+        mine = [(kind, step) for kind, _, name, _, step in calls if name == strategy]
+        assert mine == [("evaluated", 0), ("evaluated", 10), ("evaluated", 20), ("finished", None)]
+
+
+def test_ctrl_c_stops_the_workers_and_keeps_the_finished_cells(tmp_path):
+    out = tmp_path / "interrupted"
+    args = [*GRID, "--executor", "local:2", "--out", str(out)]
+    process = subprocess.Popen([sys.executable, "-m", "tganbench.cli", *args], env={**os.environ},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while not (out / "cells.csv").is_file():
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline, "no cell finished in time"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stderr = process.communicate(timeout=120)[1]
+    assert process.returncode == 130, stderr
+    finished = len(pd.read_csv(out / "cells.csv"))
+    assert 1 <= finished < 6
+    assert f"interrupted: {finished} of 6 cells are finished and kept in {out}" in stderr
+    assert "Traceback" not in stderr
