@@ -7,6 +7,7 @@ import math
 import pandas as pd
 
 from conftest import BUILT_INS, run_cli
+from tganbench.store import cell_result_file
 
 AUGMENTATIONS = ["none", "diffaugment", "ada"]
 METRICS = ["fd_final", "fd_best", "kid_mean", "recognised", "precision", "recall", "copying", "diversity"]
@@ -42,6 +43,8 @@ def test_every_method_crossed_with_every_augmentation_runs_in_one_folder_and_res
     cells[~cells["strategy"].isin(forgotten)].to_csv(out / "cells.csv", index=False)
     evals = pd.read_csv(out / "evals.csv")
     evals[~evals["strategy"].isin(forgotten)].to_csv(out / "evals.csv", index=False)
+    for label in forgotten:  # and their result files, which a resumed run would otherwise adopt
+        (out / cell_result_file(100, 0, label)).unlink()
     resumed = run_cli(*args)
     assert resumed.code == 0, resumed.stderr
     assert f"resume: {len(expected) - 2} finished cells already" in resumed.stderr
