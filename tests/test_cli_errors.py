@@ -35,7 +35,7 @@ BAD_INPUTS = [
     (["--feature-extractor", "nope"], "unknown feature extractor 'nope' (available: shapes, inception"),
     (["--resolution", "48"], "architecture 'dcgan': resolution must be one of 16, 32, 64, got 48"),
     (["--d-norm", "batch"], "architecture 'dcgan': d_norm must be spectral or none, got 'batch'"),
-    (["--architecture", "stylegan9"], "unknown architecture 'stylegan9' (available: dcgan)"),
+    (["--architecture", "stylegan9"], "unknown architecture 'stylegan9' (available: dcgan, stylegan2)"),
     (["--architecture", "dcgan[depth=3]"], "architecture 'dcgan': unknown parameter 'depth' (parameters: width, d_norm)"),
     (["--augment", "colour"], "unknown augmentation 'colour' (available: diffaugment, ada)"),
     (["--executor", "local:0"], "--executor local:N needs a number of worker processes N >= 1, got 'local:0'"),

@@ -1,4 +1,4 @@
-"""``tganbench check-plugin``: run one strategy through the plugin contract on the smoke profile."""
+"""``tganbench check-plugin``: run one strategy through the plugin contract on the smoke profile, on every architecture."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tganbench.cell import execute_cell
 from tganbench.config import resolve_config
 from tganbench.errors import UsageError
 from tganbench.metrics.evaluator import Evaluator
-from tganbench.plan import plan_run
+from tganbench.plan import plan_run, resolve_model
 from tganbench.plugins import Registry
 from tganbench.runner import cell_specs, prepare_source, shared_artefacts
 from tganbench.strategy import Strategy, parse_strategies
@@ -29,9 +29,12 @@ class Check:
     name: str
     passed: bool
     detail: str = ""
+    skipped: bool = False  # the strategy refuses this architecture (``supports``); not a failure
 
     def line(self) -> str:
-        """``PASS name (detail)`` or ``FAIL name: detail``, one line."""
+        """``PASS name (detail)``, ``FAIL name: detail`` or ``SKIP name: reason``, one line."""
+        if self.skipped:
+            return f"SKIP  {self.name}: {self.detail}"
         if self.passed:
             return f"PASS  {self.name}" + (f" ({self.detail})" if self.detail else "")
         return f"FAIL  {self.name}: {self.detail}"
@@ -74,11 +77,18 @@ def _first(names: list[str], verb: str) -> str:
     return f"{shown}{more} {verb}"
 
 
-def check_strategy(spec: str, registry: Registry, cache_dir: Path) -> list[Check]:
-    """Run every contract check for ``spec`` (``NAME`` or ``NAME[k=v,...]``); stops early only when it must."""
+def check_strategy(spec: str, registry: Registry, cache_dir: Path,
+                   architectures: list[str] | None = None) -> list[Check]:
+    """Run every contract check for ``spec`` (``NAME`` or ``NAME[k=v,...]``) on ``architectures`` (default: all).
+
+    Stops early only when it must.
+    """
     name = spec.split("[", 1)[0]
     if name not in registry.strategies:
         raise UsageError(f"unknown strategy '{name}' (available: {', '.join(registry.strategies)})")
+    unknown = [a for a in architectures or () if a not in registry.architectures]
+    if unknown:
+        raise UsageError(f"unknown architecture '{unknown[0]}' (available: {', '.join(registry.architectures)})")
     entry = registry.strategies[name]
     problems = [w for w in registry.warnings if f"strategy '{name}'" in w]
     if not entry.obj.description:
@@ -86,18 +96,33 @@ def check_strategy(spec: str, registry: Registry, cache_dir: Path) -> list[Check
     checks = [Check("registers cleanly", not problems, problems[0] if problems else f"plugin '{entry.plugin}'")]
 
     available = {n: e.obj for n, e in registry.strategies.items()}
-    config = resolve_config("smoke", strategies=spec, device="cpu")
     try:
         strategy = parse_strategies(spec, available)[0]
         defaults = ",".join(f"{k}={v}" for k, v in entry.obj.parameters.items())
         round_trip = parse_strategies(f"{name}[{defaults}]", available)[0].params
         if round_trip != entry.obj.parameters:
             raise UsageError(f"defaults {entry.obj.parameters} parse back as {round_trip}")
-        plan = plan_run(config, registry, cache_dir / "data")
     except (UsageError, ValueError) as error:
         checks.append(Check("parameters parse", False, str(error)))
         return checks
     checks.append(Check("parameters parse", True, strategy.label))
+    for architecture in architectures or list(registry.architectures):
+        checks.extend(check_on_architecture(strategy, architecture, registry, cache_dir))
+    return checks
+
+
+def check_on_architecture(strategy: Strategy, architecture: str, registry: Registry, cache_dir: Path) -> list[Check]:
+    """Train ``strategy`` on the smoke profile with ``architecture`` and check the contract; one SKIP if it refuses it."""
+    config = resolve_config("smoke", strategies=strategy.label, architecture=architecture, device="cpu")
+    try:
+        g, d = resolve_model(config, registry).build(0, CPU)
+        refusal = strategy.supports(architecture, g, d)
+        if refusal:
+            return [Check(f"runs on {architecture}", True, refusal, skipped=True)]
+        plan = plan_run(config, registry, cache_dir / "data")
+    except (UsageError, ValueError) as error:
+        return [Check(f"plans on {architecture}", False, str(error))]
+    checks: list[Check] = []
     config = plan.config
     cell = cell_specs(plan, plan.cells()[:1])[0]
     setup = {
@@ -116,18 +141,18 @@ def check_strategy(spec: str, registry: Registry, cache_dir: Path) -> list[Check
         detail = f"status {first.result.status} at step {first.result.steps}" + (
             f"; non-finite {_first(non_finite, 'weights')}" if non_finite else ""
         )
-    checks.append(Check("trains without non-finite losses", finite, detail))
+    checks.append(Check(f"trains without non-finite losses on {architecture}", finite, detail))
 
     moved = [n for n in first.frozen if not torch.equal(first.before[n], first.state[n])]
     checks.append(Check(
-        "frozen parameters and buffers bit-identical",
+        f"frozen parameters and buffers bit-identical on {architecture}",
         not moved,
         _first(moved, "changed") if moved else f"{len(first.frozen)} tensors frozen",
     ))
     trained = first.parameters - first.frozen
     still = [n for n in trained if torch.equal(first.before[n], first.state[n])]
     checks.append(Check(
-        "every other parameter changed",
+        f"every other parameter changed on {architecture}",
         not still,
         _first(still, "did not change") if still else f"{len(trained)} parameters trained",
     ))
@@ -136,7 +161,7 @@ def check_strategy(spec: str, registry: Registry, cache_dir: Path) -> list[Check
     different = [n for n in first.state if not torch.equal(first.state[n], second.state[n])]
     same_losses = first.result.losses == second.result.losses or not finite
     checks.append(Check(
-        "deterministic for a seed",
+        f"deterministic for a seed on {architecture}",
         not different and same_losses,
         _first(different, "differ between two runs") if different else ("" if same_losses else "losses differ"),
     ))
@@ -148,7 +173,7 @@ def check_strategy(spec: str, registry: Registry, cache_dir: Path) -> list[Check
     row = execute_cell(cell, shared, quiet=True).row
     scores = {column: row[column] for metric in shared.metrics for column in metric.columns.values()}
     checks.append(Check(
-        "finite metrics",
+        f"finite metrics on {architecture}",
         all(math.isfinite(v) for v in scores.values()),
         ", ".join(f"{k} {v:.4g}" for k, v in scores.items()),
     ))

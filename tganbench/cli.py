@@ -134,6 +134,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "check-plugin", parents=[plugin_option], help="run one strategy through the plugin contract (smoke profile)"
     )
     check.add_argument("strategy", help="NAME or NAME[key=value,...]")
+    check.add_argument("--architecture", action="append", default=None, metavar="NAME",
+                       help="check on this registered architecture only (repeatable; default: every one)")
     check.add_argument("--cache-dir", default=None, help="source checkpoint cache (as for run)")
     return parser
 
@@ -240,11 +242,14 @@ def _command_check_plugin(args: argparse.Namespace) -> int:
     registry = load_plugins(args.plugin)
     _warn(registry)
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    checks = check_strategy(args.strategy, registry, cache_dir)
+    checks = check_strategy(args.strategy, registry, cache_dir, args.architecture)
     for check in checks:
         print(check.line())
     failed = sum(not check.passed for check in checks)
-    print(f"check-plugin {args.strategy}: {len(checks) - failed} of {len(checks)} checks passed")
+    skipped = sum(check.skipped for check in checks)
+    counted = len(checks) - skipped
+    print(f"check-plugin {args.strategy}: {counted - failed} of {counted} checks passed"
+          + (f", {skipped} architecture{'s' if skipped > 1 else ''} refused" if skipped else ""))
     return 0 if failed == 0 else 1
 
 

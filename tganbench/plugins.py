@@ -35,6 +35,7 @@ DEFAULT_PLUGINS = (
     "tganbench.augmentations.diffaugment",
     "tganbench.augmentations.ada",
     "tganbench.models.dcgan",
+    "tganbench.models.stylegan2",
     "tganbench.metrics.standard",
     "tganbench.metrics.verdicts",
     "tganbench.data.embedded",

@@ -13,11 +13,16 @@ nearer z fine-tune; D's lowest ``d_layers`` stages stay frozen and the rest
 fine-tunes, as the original freezes its discriminator's layers nearest the
 image.
 
-``prepare`` puts a :class:`ModulatedConv2d` around every ``nn.Conv2d`` of the
-modulated stages and adds the gammas and betas to G's optimizer; the loop
-copies its moving average of G after ``prepare``, so the evaluated generator
-is modulated too. The wrapped convolution's own weight and bias, and every
-other weight and buffer of those stages (BatchNorm included), stay
+``prepare`` re-parametrises the kernel of every convolution of the modulated
+stages (``torch.nn.utils.parametrize``: the module's ``weight`` becomes
+gamma * W + beta, W stored as ``parametrizations.weight.original``), on any
+architecture whose convolutions keep their kernel in ``weight`` with the
+channel pair in front of the two spatial axes: ``nn.Conv2d`` (out, in, k, k)
+and StyleGAN2's modulated convolutions (1, out, in, k, k), modulated before
+the style scales them. It adds the gammas and betas to G's optimizer; the
+loop copies its moving average of G after ``prepare``, so the evaluated
+generator is modulated too. The kernels themselves, and every other weight
+and buffer of those stages (BatchNorm, StyleGAN2's style layers), stay
 bit-identical. docs/strategies.md lists every difference from the original.
 """
 
@@ -25,34 +30,40 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from tganbench.hookspecs import hookimpl
 from tganbench.step import TrainState
 from tganbench.strategy import Strategy, stages
 
 
-class ModulatedConv2d(nn.Module):
-    """A frozen ``nn.Conv2d`` whose kernel is modulated per (output, input) channel pair: gamma * W + beta.
+class KernelModulation(nn.Module):
+    """The parametrisation W -> gamma * W + beta, one scale and shift per (output, input) channel pair.
 
-    ``gamma`` starts at ones and ``beta`` at zeros, so the module first computes
-    exactly what ``conv`` computes. The convolution's bias is used as it is.
+    ``gamma`` starts at ones and ``beta`` at zeros, so a modulated convolution
+    first computes exactly what it computed before.
     """
 
-    def __init__(self, conv: nn.Conv2d) -> None:
+    def __init__(self, kernel: torch.Tensor) -> None:
         super().__init__()
-        self.conv = conv
-        shape = (conv.out_channels, conv.in_channels // conv.groups, 1, 1)
-        options = {"device": conv.weight.device, "dtype": conv.weight.dtype}
-        self.gamma = nn.Parameter(torch.ones(shape, **options))
-        self.beta = nn.Parameter(torch.zeros(shape, **options))
+        shape = (*kernel.shape[:-2], 1, 1)
+        self.gamma = nn.Parameter(torch.ones(shape, device=kernel.device, dtype=kernel.dtype))
+        self.beta = nn.Parameter(torch.zeros(shape, device=kernel.device, dtype=kernel.dtype))
 
-    def kernel(self) -> torch.Tensor:
-        """The modulated kernel, gamma * W + beta (each scale and shift broadcast over the k x k taps)."""
-        return self.gamma * self.conv.weight + self.beta
+    def forward(self, kernel: torch.Tensor) -> torch.Tensor:
+        """The modulated kernel (each scale and shift broadcast over the k x k taps)."""
+        return self.gamma * kernel + self.beta
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The wrapped convolution (its stride, padding, padding mode and bias) with the modulated kernel."""
-        return self.conv._conv_forward(x, self.kernel(), self.conv.bias)
+
+def convolutions(modules: list[nn.Module]) -> list[nn.Module]:
+    """The modules under ``modules`` that hold a convolution kernel: a ``weight`` parameter with 4 or more axes."""
+    found = {}
+    for module in modules:
+        for m in module.modules():
+            weight = m._parameters.get("weight")
+            if weight is not None and weight.dim() >= 4:
+                found[id(m)] = m
+    return list(found.values())
 
 
 class AdaFM(Strategy):
@@ -69,7 +80,7 @@ class AdaFM(Strategy):
             raise ValueError(f"layers must be at least 1, got {self.params['layers']}")
         if self.params["d_layers"] < 0:
             raise ValueError(f"d_layers must be non-negative, got {self.params['d_layers']}")
-        self.modulated: list[ModulatedConv2d] = []
+        self.modulated: list[KernelModulation] = []
 
     def _modulated_stages(self, g: nn.Module) -> list[nn.Module]:
         """The ``layers`` G stages nearest the image."""
@@ -77,17 +88,17 @@ class AdaFM(Strategy):
 
     def _refusal(self, architecture: str, g: nn.Module) -> str | None:
         count, available = self.params["layers"], len(list(g.stages))
-        if not any(isinstance(m, nn.Conv2d) for stage in g.stages for m in stage.modules()):
-            return f"needs Conv2d layers in G's stages to modulate, and {architecture}'s G has none"
+        if not convolutions(list(g.stages)):
+            return f"needs convolution kernels in G's stages to modulate, and {architecture}'s G has none"
         if count >= available:
             return (f"modulates the {count} G stages nearest the image and trains at least one below them, "
                     f"and {architecture}'s G has {available} stages")
-        if not any(isinstance(m, nn.Conv2d) for stage in self._modulated_stages(g) for m in stage.modules()):
-            return f"the {count} G stages of {architecture} nearest the image have no Conv2d layer to modulate"
+        if not convolutions(self._modulated_stages(g)):
+            return f"the {count} G stages of {architecture} nearest the image have no convolution to modulate"
         return None
 
     def supports(self, architecture: str, g: nn.Module, d: nn.Module) -> str | None:
-        """G needs Conv2d layers in the modulated stages, and at least one stage below them that trains."""
+        """G needs convolutions in the modulated stages, and at least one stage below them that trains."""
         return self._refusal(architecture, g)
 
     def frozen(self, g: nn.Module, d: nn.Module) -> list[nn.Module]:
@@ -97,29 +108,23 @@ class AdaFM(Strategy):
             return frozen_d  # supports() refuses these models, so the run skips them with its reason
         weighted = [
             m for stage in self._modulated_stages(g) for m in stage.modules()
-            if not isinstance(m, ModulatedConv2d)
+            if not isinstance(m, KernelModulation)
             and (list(m.parameters(recurse=False)) or list(m.buffers(recurse=False)))
         ]
         return weighted + frozen_d
 
     def prepare(self, state: TrainState) -> None:
-        """Wrap each Conv2d of the modulated stages in a :class:`ModulatedConv2d`; its gamma and beta train with G."""
+        """Modulate the kernel of each convolution of the modulated stages; the gammas and betas train with G."""
         refusal = self._refusal("this architecture", state.g)
         if refusal:
             raise RuntimeError(f"adafm: {refusal}")
         if state.g_opt is None:
             raise RuntimeError("adafm: no weight of G below the modulated stages trains")
-        targets = {id(m) for stage in self._modulated_stages(state.g) for m in stage.modules()
-                   if isinstance(m, nn.Conv2d)}
         self.modulated = []
-        for parent in list(state.g.modules()):  # from G down, so that a stage that is itself a Conv2d is found too
-            if isinstance(parent, ModulatedConv2d):
-                continue  # its convolution is already modulated
-            for name, child in list(parent.named_children()):
-                if id(child) in targets:
-                    wrapper = ModulatedConv2d(child)
-                    setattr(parent, name, wrapper)
-                    self.modulated.append(wrapper)
+        for module in convolutions(self._modulated_stages(state.g)):
+            modulation = KernelModulation(module.weight)
+            parametrize.register_parametrization(module, "weight", modulation)
+            self.modulated.append(modulation)
         state.g_opt.add_param_group({"params": [p for m in self.modulated for p in (m.gamma, m.beta)]})
 
 
