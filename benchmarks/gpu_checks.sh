@@ -9,7 +9,8 @@
 # (the quick runs' CSVs, manifests and summaries). Each step has its own time
 # limit, so a slow step cannot take the rest with it. On an H100 expect 8-9
 # minutes (run 1 of benchmarks/RESULTS.md took 492 s, without the --cuda-graph
-# run). DEVICE=cpu and PROFILE=smoke give a fast dry run on a CPU.
+# run) plus at most 5 for the two StyleGAN2 runs (not yet measured). DEVICE=cpu
+# and PROFILE=smoke give a fast dry run on a CPU.
 set -u
 OUT=${OUT:-results/gpu-checks}
 DEVICE=${DEVICE:-cuda}
@@ -44,6 +45,15 @@ for option in fp32 cuda-graph bf16; do
     step "tganbench run --strategies all --seeds $SEEDS ${flags[*]} ($PROFILE profile)"
     timeout 150 python3 -m tganbench.cli run --strategies all --seeds "$SEEDS" --profile "$PROFILE" \
         --device "$DEVICE" "${flags[@]}" --quiet --out "$RUNS/$PROFILE-$option" 2>&1 | tee -a "$LOG"
+done
+
+# StyleGAN2 at the few-shot papers' sizes, rosinality's FFHQ widths (channel_multiplier 2), a short budget:
+# time, steps/s, peak memory and the evaluation share (next step) of one finetune cell each.
+for px in 64 256; do
+    step "stylegan2 at $px px (width $((32768 / px)), z 512): finetune, 200 source + 200 target steps"
+    timeout 150 python3 -m tganbench.cli run --strategies finetune --architecture stylegan2 --resolution "$px" \
+        --width $((32768 / px)) --z-dim 512 --profile quick --source-steps 200 --target-steps 200 --eval-every 100 \
+        --device "$DEVICE" --quiet --out "$RUNS/stylegan2-$px" 2>&1 | tee -a "$LOG"
 done
 
 step "evaluation share of the runs' wall time; peak memory per cell"

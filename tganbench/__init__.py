@@ -10,6 +10,7 @@ from tganbench.strategy import Strategy
 
 if TYPE_CHECKING:
     from tganbench.augmentation import Augmentation
+    from tganbench.checkpoints import CheckpointFormat
     from tganbench.data.pairs import Pair, PairData
     from tganbench.metric import Evaluation, Metric, MetricContext
     from tganbench.metrics.extractors import ExtractorSpec
@@ -26,12 +27,13 @@ _LAZY = {
     "TrainState": "tganbench.step",
     "Architecture": "tganbench.models.base",
     "Augmentation": "tganbench.augmentation",
+    "CheckpointFormat": "tganbench.checkpoints",
     "Metric": "tganbench.metric",
     "Evaluation": "tganbench.metric",
     "MetricContext": "tganbench.metric",
 }
 
-__all__ = ["Architecture", "Augmentation", "Evaluation", "ExtractorSpec", "Metric", "MetricContext", "Pair",
+__all__ = ["Architecture", "Augmentation", "CheckpointFormat", "Evaluation", "ExtractorSpec", "Metric", "MetricContext", "Pair",
            "PairData", "Strategy", "TrainState", "hookimpl", "__version__"]
 
 

@@ -1,4 +1,4 @@
-"""Command line: ``tganbench run``, ``report``, ``compare``, ``list`` and ``check-plugin``."""
+"""Command line: ``tganbench run``, ``export-source``, ``report``, ``compare``, ``list`` and ``check-plugin``."""
 
 from __future__ import annotations
 
@@ -32,25 +32,10 @@ def _build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", parents=[plugin_option], help="run strategies and write a results folder")
-    run.add_argument("--config", default=None, metavar="FILE.toml",
-                     help="settings from a TOML file (keys are these flags); flags given here override it")
     run.add_argument("--strategies", default="all", help="'all' or NAME[key=value,...] items, comma-separated")
-    run.add_argument("--pair", default=None, help="registered source/target pair (default: shapes)")
-    run.add_argument("--source", dest="source_dir", default=None, metavar="DIR",
-                     help="folder of source images (with --target: an image-folder pair)")
-    run.add_argument("--target", dest="target_dir", default=None, metavar="DIR", help="folder of target images")
-    run.add_argument("--held-out", type=int, default=None, metavar="N",
-                     help="target images held out for evaluation (folders; default: half, at most 2000)")
-    run.add_argument("--data-root", default=None, metavar="DIR",
-                     help="where torchvision datasets are stored (default: <cache-dir>/data)")
-    run.add_argument("--profile", default="quick", help=f"settings preset: {', '.join(PROFILES)} (default: quick)")
+    _add_source_options(run)
     run.add_argument("--shots", default=None, help="target training images: a count or a list (10,100,1000); default 100")
     run.add_argument("--seeds", default=None, help="a count (3 -> seeds 0,1,2) or a list (0,5,7)")
-    run.add_argument("--source-checkpoint", default=None, metavar="shipped|pretrain",
-                     help="shipped (default): start from the checkpoint shipped for the pair when one fits the "
-                          "architecture, else pretrain; pretrain: always pretrain in the run")
-    run.add_argument("--source-steps", type=int, default=None,
-                     help="source pretraining steps (implies --source-checkpoint pretrain)")
     run.add_argument("--source-seeds", type=int, default=None, metavar="N",
                      help="source checkpoints (default 1); N > 1 pretrains N in the run, with seeds 0 .. N-1; every "
                           "transfer cell runs on each, and intervals cover both sources of variance")
@@ -61,30 +46,10 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="held-out test images: every reported value is scored on them (default 1000)")
     run.add_argument("--n-validation", type=int, default=None,
                      help="further held-out images that only choose the best step (default 1000)")
-    run.add_argument("--batch-size", type=int, default=None)
-    run.add_argument("--architecture", default=None, metavar="NAME[k=v]",
-                     help="G and D: a registered architecture with parameters (default: dcgan)")
-    run.add_argument("--width", type=int, default=None, help="the architecture's width parameter (base channels)")
-    run.add_argument("--resolution", type=int, default=None, help="16, 32 (default) or 64")
-    run.add_argument("--lr", type=float, default=None)
-    run.add_argument("--d-norm", default=None, help="the architecture's d_norm parameter: spectral (default) or none")
     run.add_argument("--augment", default=None, metavar="NAME[k=v],...",
                      help="augmentations of every D input, each crossed with every adversarial strategy "
                           "(e.g. none,diffaugment[policy=color]); default none. A list of DiffAugment policies "
                           "(color,translation,cutout) means diffaugment with that policy")
-    run.add_argument("--real-symmetries", default=None, metavar="LIST",
-                     help="random mirrors / quarter turns of the real images D sees (xflip, rot90): auto (default: "
-                          "what the pair declares its images invariant to), none, or a comma-separated list")
-    run.add_argument("--r1-gamma", type=float, default=None, metavar="GAMMA",
-                     help="weight of the R1 gradient penalty on real images (0: off)")
-    run.add_argument("--ema-beta", type=float, default=None, metavar="BETA",
-                     help="evaluate a moving average of G's weights with this decay (0: evaluate G itself)")
-    run.add_argument("--device", default=None, help="auto (default), cpu or cuda")
-    run.add_argument("--precision", default=None, help="fp32 (default) or bf16 (autocast; meant for CUDA)")
-    run.add_argument("--compile", action="store_true", default=None, help="torch.compile G and D")
-    run.add_argument("--cuda-graph", action="store_true", default=None,
-                     help="capture each training step once as a CUDA graph and replay it (CUDA only; "
-                          "experimental: this form has not yet run on a GPU)")
     run.add_argument("--executor", default=None, metavar="serial|local:N|submitit[k=v,...]|ray[k=v,...][:ADDRESS]",
                      help="where the cells execute: serial (default: one after another in this process), "
                           "local:N (N worker processes, each with this process's torch threads divided by N) or "
@@ -92,21 +57,24 @@ def _build_parser() -> argparse.ArgumentParser:
                           "(one Slurm job per cell) or ray[cpus=C,gpus=G][:ADDRESS] (one Ray task per cell)")
     run.add_argument("--executor-setup", action="append", default=None, metavar="LINE",
                      help="a shell line every Slurm job runs before its cell (repeatable)")
-    run.add_argument("--memory-format", default=None,
-                     help="layout of G's and D's activations: channels-last (default) or contiguous")
     run.add_argument("--feature-extractor", default=None, help="shapes (default) or inception")
     run.add_argument("--feature-extractor-weights", default=None, metavar="PATH",
                      help="local weights file for the feature extractor (no download)")
     run.add_argument("--fd-target", type=float, default=None, metavar="FD",
                      help="FD for time-to-quality (default: scratch's final FD of the same seed and shots)")
     run.add_argument("--out", default=None, help="results folder (default: results/<date>-<time>-<pair>)")
-    run.add_argument("--cache-dir", default=None, help="source checkpoint cache (default: $TGANBENCH_CACHE or ~/.cache/tganbench)")
-    run.add_argument("--quiet", action="store_true", default=None,
-                     help="no progress bars: plain progress lines every 30 s")
     run.add_argument("--force-new", action="store_true", default=None,
                      help="discard results of another protocol in --out instead of refusing")
 
     parser.run_options = run._actions  # noqa: SLF001 - the `run` flags, for config files
+    export = commands.add_parser(
+        "export-source", parents=[plugin_option],
+        help="write the source checkpoint a run would start from as a tganbench source file",
+    )
+    export.add_argument("output", metavar="OUT.pt", help="the file to write (docs/checkpoints.md)")
+    _add_source_options(export)
+    parser.export_options = export._actions  # noqa: SLF001 - the `export-source` flags, for config files
+
     report = commands.add_parser("report", help="rebuild summary.md, plots and report.html of a results folder")
     report.add_argument("results_dir", metavar="RESULTS_DIR", help="a folder written by tganbench run")
 
@@ -140,6 +108,58 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_source_options(command: argparse.ArgumentParser) -> None:
+    """The flags of ``run`` that decide the source checkpoint, which ``export-source`` shares."""
+    command.add_argument("--config", default=None, metavar="FILE.toml",
+                         help="settings from a TOML file (keys are the run flags); flags given here override it")
+    command.add_argument("--pair", default=None, help="registered source/target pair (default: shapes)")
+    command.add_argument("--source", dest="source_dir", default=None, metavar="DIR",
+                         help="folder of source images (with --target: an image-folder pair)")
+    command.add_argument("--target", dest="target_dir", default=None, metavar="DIR", help="folder of target images")
+    command.add_argument("--held-out", type=int, default=None, metavar="N",
+                         help="target images held out for evaluation (folders; default: half, at most 2000)")
+    command.add_argument("--data-root", default=None, metavar="DIR",
+                         help="where torchvision datasets are stored (default: <cache-dir>/data)")
+    command.add_argument("--profile", default="quick", help=f"settings preset: {', '.join(PROFILES)} (default: quick)")
+    command.add_argument("--source-checkpoint", default=None, metavar="shipped|pretrain|PATH",
+                         help="shipped (default): start from the checkpoint shipped for the pair when one fits the "
+                              "architecture, else pretrain; pretrain: always pretrain in the run; PATH: start every "
+                              "transfer strategy from the weights in that file (a tganbench source file, a "
+                              "rosinality/stylegan2-pytorch checkpoint, or a format a plugin adds)")
+    command.add_argument("--source-steps", type=int, default=None,
+                         help="source pretraining steps (implies --source-checkpoint pretrain)")
+    command.add_argument("--source-seed", type=int, default=None, metavar="S",
+                         help="seed of the (first) source checkpoint pretrained (default 0)")
+    command.add_argument("--batch-size", type=int, default=None)
+    command.add_argument("--architecture", default=None, metavar="NAME[k=v]",
+                         help="G and D: a registered architecture with parameters (default: dcgan)")
+    command.add_argument("--width", type=int, default=None, help="the architecture's width parameter (base channels)")
+    command.add_argument("--resolution", type=int, default=None, help="16, 32 (default) or 64")
+    command.add_argument("--z-dim", type=int, default=None, metavar="N",
+                         help="length of G's latent vectors (default 64)")
+    command.add_argument("--lr", type=float, default=None)
+    command.add_argument("--d-norm", default=None,
+                         help="the architecture's d_norm parameter: spectral (default) or none")
+    command.add_argument("--real-symmetries", default=None, metavar="LIST",
+                         help="random mirrors / quarter turns of the real images D sees (xflip, rot90): auto (default: "
+                              "what the pair declares its images invariant to), none, or a comma-separated list")
+    command.add_argument("--r1-gamma", type=float, default=None, metavar="GAMMA",
+                         help="weight of the R1 gradient penalty on real images (0: off)")
+    command.add_argument("--ema-beta", type=float, default=None, metavar="BETA",
+                         help="evaluate a moving average of G's weights with this decay (0: evaluate G itself)")
+    command.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    command.add_argument("--precision", default=None, help="fp32 (default) or bf16 (autocast; meant for CUDA)")
+    command.add_argument("--compile", action="store_true", default=None, help="torch.compile G and D")
+    command.add_argument("--cuda-graph", action="store_true", default=None,
+                         help="capture each training step once as a CUDA graph and replay it (CUDA only; "
+                              "experimental: this form has not yet run on a GPU)")
+    command.add_argument("--memory-format", default=None,
+                         help="layout of G's and D's activations: channels-last (default) or contiguous")
+    command.add_argument("--cache-dir", default=None,
+                         help="source checkpoint cache (default: $TGANBENCH_CACHE or ~/.cache/tganbench)")
+    command.add_argument("--quiet", action="store_true", default=None,
+                         help="no progress bars: plain progress lines every 30 s")
+
 def _warn(registry: Registry) -> None:
     for warning in registry.warnings:
         print(f"tganbench: warning: {warning}", file=sys.stderr)
@@ -157,14 +177,16 @@ class RunSettings:
 
 
 def run_settings(args: argparse.Namespace) -> RunSettings:
-    """Resolve and validate the parsed ``run`` arguments (no data is loaded)."""
-    # Every `run` flag named like a RunConfig field is a setting; None means "not given".
+    """Resolve and validate the parsed ``run`` (or ``export-source``) arguments (no data is loaded)."""
+    # Every flag named like a RunConfig field is a setting; None means "not given".
     settings = {f.name: getattr(args, f.name) for f in fields(RunConfig) if f.name in vars(args)}
-    settings["seeds"] = parse_seeds(args.seeds) if args.seeds is not None else None
-    settings["shots"] = parse_shots(args.shots) if args.shots is not None else None
+    seeds, shots, setup = (getattr(args, name, None) for name in ("seeds", "shots", "executor_setup"))
+    settings["seeds"] = parse_seeds(seeds) if seeds is not None else None
+    settings["shots"] = parse_shots(shots) if shots is not None else None
     settings["plugins"] = tuple(args.plugin)
-    settings["executor_setup"] = tuple(args.executor_setup) if args.executor_setup else None
-    return RunSettings(resolve_config(**settings), args.out, args.cache_dir, bool(args.quiet), bool(args.force_new))
+    settings["executor_setup"] = tuple(setup) if setup else None
+    return RunSettings(resolve_config(**settings), getattr(args, "out", None), args.cache_dir, bool(args.quiet),
+                       bool(getattr(args, "force_new", False)))
 
 
 def _command_run(args: argparse.Namespace) -> int:
@@ -190,7 +212,34 @@ def _command_run(args: argparse.Namespace) -> int:
     return 1 if (cells["status"] == "failed").any() else 0
 
 
-# `tganbench list SECTION`: the Registry field, the table's headers and which of its columns wrap to fit.
+def _command_export_source(args: argparse.Namespace) -> int:
+    from tganbench.checkpoints import shown
+    from tganbench.runner import export_source
+
+    settings = run_settings(args)
+    config = settings.config
+    output = Path(args.output)
+    if output.is_dir():
+        raise UsageError(f"{output} is a folder; export-source writes one file (give its name, e.g. source.pt)")
+    registry = load_plugins(list(config.plugins))
+    _warn(registry)
+    cache_dir = Path(settings.cache_dir) if settings.cache_dir else default_cache_dir()
+    plan, checkpoint, checksum = export_source(config, registry, output, cache_dir,
+                                               log=lambda message: print(message, file=sys.stderr),
+                                               quiet=settings.quiet)
+    if checkpoint.file is not None:
+        origin = f"the {checkpoint.file.format} checkpoint {shown(checkpoint.file.path)}"
+    elif checkpoint.shipped is not None:
+        origin = f"the checkpoint shipped for {plan.data.name} ({checkpoint.shipped.file})"
+    else:
+        origin = f"{plan.config.source_steps} source steps on {plan.data.name}, seed {plan.config.source_seed}"
+    model = plan.model
+    print(f"export-source: wrote {output} (tganbench source file: {model.architecture.label} at {model.resolution} px, "
+          f"z_dim {model.z_dim}, from {origin}, checksum {checksum})")
+    return 0
+
+
+# `tganbench list SECTION`: the Registry field (with - for _), the table's headers and which columns wrap to fit.
 LIST_SECTIONS = {
     "strategies": (["strategy", "defaults", "description", "plugin"], {"defaults", "description"}),
     "pairs": (["pair", "source / shot pool / held out", "from", "description", "plugin"], {"from", "description"}),
@@ -198,13 +247,14 @@ LIST_SECTIONS = {
     "architectures": (["architecture", "parameters", "description", "plugin"], {"parameters", "description"}),
     "metrics": (["metric", "better", "evaluated", "description", "plugin"], {"description"}),
     "augmentations": (["augmentation", "parameters", "description", "plugin"], {"parameters", "description"}),
+    "checkpoint-formats": (["checkpoint format", "description", "plugin"], {"description"}),
 }
 
 
 def list_sections() -> list[str]:
     """The sections ``tganbench list`` can show: those this version's registry holds."""
     registry_fields = {field.name for field in fields(Registry)}
-    return [name for name in LIST_SECTIONS if name in registry_fields]
+    return [name for name in LIST_SECTIONS if name.replace("-", "_") in registry_fields]
 
 
 def _list_row(section: str, name: str, entry: Registered) -> list[str]:
@@ -217,6 +267,8 @@ def _list_row(section: str, name: str, entry: Registered) -> list[str]:
         shown = [obj.metric]
     elif section == "metrics":
         shown = [obj.direction, "every evaluation" if obj.every_evaluation else "final"]
+    elif section == "checkpoint-formats":
+        shown = []
     else:
         shown = [", ".join(f"{k}={v}" for k, v in getattr(obj, "parameters", {}).items())]
     return [name, *shown, getattr(obj, "description", ""), entry.plugin]
@@ -230,7 +282,8 @@ def _command_list(args: argparse.Namespace) -> int:
     tables = []
     for section in [args.section] if args.section else list_sections():
         headers, wrap = LIST_SECTIONS[section]
-        rows = [_list_row(section, name, entry) for name, entry in getattr(registry, section, {}).items()]
+        registered = getattr(registry, section.replace("-", "_"), {})
+        rows = [_list_row(section, name, entry) for name, entry in registered.items()]
         tables.append(fit_to_width(rows, headers, wrap, numbers=False))
     print("\n\n".join(tables))
     return 0
@@ -278,6 +331,7 @@ def _command_compare(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "run": _command_run,
+    "export-source": _command_export_source,
     "report": _command_report,
     "compare": _command_compare,
     "list": _command_list,
@@ -286,12 +340,19 @@ COMMANDS = {
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
-    """Parse ``argv``; for ``run --config FILE`` the file's settings come first, so typed flags override them."""
+    """Parse ``argv``; for ``run --config FILE`` the file's settings come first, so typed flags override them.
+
+    ``export-source --config FILE`` reads the same files: it takes the keys of
+    the flags it has and leaves the others (strategies, shots, ...), which do
+    not decide the source checkpoint.
+    """
     parser = _build_parser()
     args = parser.parse_args(argv)
-    if args.command == "run" and args.config:
+    if args.command in ("run", "export-source") and args.config:
+        options = parser.run_options if args.command == "run" else parser.export_options
         flags = {flag for action in parser.run_options for flag in action.option_strings if flag.startswith("--")}
-        args = parser.parse_args(["run", *config_file_arguments(args.config, flags), *argv[1:]])
+        keep = {flag for action in options for flag in action.option_strings if flag.startswith("--")}
+        args = parser.parse_args([args.command, *config_file_arguments(args.config, flags, keep), *argv[1:]])
     return args
 
 

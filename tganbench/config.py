@@ -78,6 +78,11 @@ class RunConfig:
     executor_setup: tuple[str, ...] = ()  # shell lines each Slurm job runs first (module load ..., source venv)
     plugins: tuple[str, ...] = field(default_factory=tuple)
 
+    @property
+    def checkpoint_file(self) -> str | None:
+        """The path of the file every transfer strategy starts from (``--source-checkpoint PATH``), if any."""
+        return None if self.source_checkpoint in SOURCE_CHECKPOINTS else self.source_checkpoint
+
     def train_config(self, steps: int) -> TrainConfig:
         """The optimisation settings of this run for a phase of ``steps`` steps (after :meth:`for_pair`)."""
         if self.real_symmetries == "auto":
@@ -112,10 +117,18 @@ PROFILES: dict[str, dict[str, Any]] = {
         width=64, batch_size=64, ema_beta=0.999, source_steps=20000, target_steps=5000, eval_every=500,
         n_generated=5000, n_reference=2000, kid_subsets=100, kid_subset_size=1000, seeds=(0, 1, 2, 3, 4),
     ),
+    # The few-shot papers' setting on a GPU: StyleGAN2 at 256 px with rosinality's FFHQ widths
+    # (channel_multiplier 2: width 128 at 256 px; --resolution 64 --width 512 for 64 px) and FID on Inception.
+    "stylegan2-gpu": dict(
+        architecture="stylegan2", resolution=256, width=128, z_dim=512, batch_size=16, ema_beta=0.999,
+        source_steps=20000, target_steps=5000, eval_every=500, n_generated=5000, n_reference=2000,
+        kid_subsets=100, kid_subset_size=1000, feature_extractor="inception", seeds=(0, 1, 2),
+    ),
 }
 
 MEMORY_FORMATS = ("channels-last", "contiguous")
 # "shipped": the checkpoint shipped for the pair when one fits the architecture, else pretrain in the run.
+# Any other value of --source-checkpoint is the path of a checkpoint file (tganbench.checkpoints).
 SOURCE_CHECKPOINTS = ("shipped", "pretrain")
 
 POSITIVE_INTS = ("width", "z_dim", "batch_size", "source_steps", "target_steps", "eval_every",
@@ -242,10 +255,9 @@ def resolve_config(profile: str = "quick", **overrides: Any) -> RunConfig:
     if "source_steps" in given and "source_checkpoint" not in given:
         given["source_checkpoint"] = "pretrain"  # asking for source steps means pretraining in the run
     config = replace(RunConfig(profile=profile), **{**PROFILES[profile], **given})
-    if config.source_checkpoint not in SOURCE_CHECKPOINTS:
-        raise UsageError(
-            f"--source-checkpoint must be {' or '.join(SOURCE_CHECKPOINTS)}, got '{config.source_checkpoint}'"
-        )
+    if config.checkpoint_file is not None:
+        path = _checked_checkpoint_path(config.checkpoint_file, config.source_seeds)
+        config = replace(config, source_checkpoint=path)
     if isinstance(config.shots, int):
         config = replace(config, shots=(config.shots,))
     if not config.shots or min(config.shots) < 1:
@@ -255,6 +267,8 @@ def resolve_config(profile: str = "quick", **overrides: Any) -> RunConfig:
         if value < 1:
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"{flag} must be a positive integer, got {value}")
+    if config.source_seed < 0:  # -1 marks the cells that start from no source (scratch)
+        raise UsageError(f"--source-seed must be a non-negative integer, got {config.source_seed}")
     if (config.source_dir is None) != (config.target_dir is None):
         raise UsageError("--source and --target must be given together (two image folders)")
     if config.source_dir is not None:
@@ -287,6 +301,20 @@ def resolve_config(profile: str = "quick", **overrides: Any) -> RunConfig:
         raise UsageError(f"--device must be auto, cpu or cuda, got '{config.device}'")
     parse_executor(config.executor)
     return config
+
+
+def _checked_checkpoint_path(text: str, source_seeds: int) -> str:
+    """The absolute path of the checkpoint file ``--source-checkpoint`` names (workers may start elsewhere)."""
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise UsageError(f"--source-checkpoint {text}: no such file (expected shipped, pretrain or the path of a "
+                         "checkpoint file)")
+    if not path.is_file():
+        raise UsageError(f"--source-checkpoint {text} is not a file")
+    if source_seeds > 1:
+        raise UsageError(f"--source-seeds {source_seeds} needs that many pretrained sources, but --source-checkpoint "
+                         f"{text} is one checkpoint; drop one of the two")
+    return str(path.resolve())
 
 
 def default_cache_dir() -> Path:

@@ -26,8 +26,12 @@ else:  # pragma: no cover - Python 3.10
 REPEATABLE = ("plugin", "executor-setup")
 
 
-def config_file_arguments(path: str, flags: set[str]) -> list[str]:
-    """The command-line arguments equivalent to the TOML file at ``path``; ``flags`` are the known ``--flags``."""
+def config_file_arguments(path: str, flags: set[str], keep: set[str] | None = None) -> list[str]:
+    """The command-line arguments equivalent to the TOML file at ``path``; ``flags`` are the known ``--flags``.
+
+    With ``keep``, a known key whose flag is not in ``keep`` is left out (a
+    command that shares the file but not that setting).
+    """
     file = Path(path)
     if not file.is_file():
         raise UsageError(f"config file {file} does not exist")
@@ -43,7 +47,8 @@ def config_file_arguments(path: str, flags: set[str]) -> list[str]:
         if flag not in flags or flag == "--config":
             known = ", ".join(sorted(f[2:].replace("-", "_") for f in flags if f not in ("--config", "--help")))
             raise UsageError(f"unknown key '{key}' in config file {file} (known keys: {known})")
-        arguments += _arguments(flag, value, file)
+        if keep is None or flag in keep:
+            arguments += _arguments(flag, value, file)
     return arguments
 
 

@@ -19,6 +19,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from tganbench import Architecture, Augmentation, Metric, Strategy
+    from tganbench.checkpoints import CheckpointFormat
     from tganbench.data.pairs import Pair
     from tganbench.metrics.extractors import ExtractorSpec
 
@@ -93,6 +94,21 @@ def tganbench_register_augmentations(register: Callable[[type[Augmentation]], No
         fake, when a run selects it with ``--augment NAME[k=v]``; its optional
         ``observe_real_logits`` and ``evaluation_values`` see D's real logits
         and add columns to ``evals.csv`` (ADA's ``p``).
+
+    The return value is ignored.
+    """
+
+
+@hookspec
+def tganbench_register_checkpoint_formats(register: Callable[[CheckpointFormat], None]) -> None:
+    """Called once while plugins load; call ``register(checkpoint_format)`` for each source-checkpoint file format.
+
+    :param register: takes a ``tganbench.CheckpointFormat`` instance with a unique
+        ``name``, a ``description``, ``recognises(path)`` (whether a file is in the
+        format) and ``load(path, model)`` returning G's and D's state dicts and a
+        dictionary describing the file. ``--source-checkpoint PATH`` uses the first
+        registered format that recognises the file; tganbench then checks that the
+        weights fit the run's models.
 
     The return value is ignored.
     """

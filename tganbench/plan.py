@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from tganbench.augmentation import Augmentation, cell_label, parse_augmentations
+from tganbench.checkpoints import SourceFile, load_source_file
 from tganbench.config import RunConfig
 from tganbench.data.pairs import Pair, PairData, Shots, draw_shots
 from tganbench.environment import device_name, resolve_device
@@ -61,6 +62,7 @@ class Plan:
     shipped: ShippedSource | None  # the shipped source checkpoint the run starts from, if one fits
     skipped: list[str] = field(default_factory=list)  # "label: reason" for combinations that do not apply
     validation: torch.Tensor | None = None  # further held-out images that only choose the best step
+    source_file: SourceFile | None = None  # the checkpoint file the run starts from (--source-checkpoint PATH)
 
     @property
     def source_seeds(self) -> tuple[int, ...]:
@@ -77,6 +79,22 @@ class Plan:
         return [(shots, seed, method, source_seed) for shots in self.config.shots for seed in self.config.seeds
                 for method in self.methods
                 for source_seed in (self.source_seeds if method.strategy.from_source else (NO_SOURCE,))]
+
+
+@dataclass
+class SourcePlan:
+    """What decides a run's source checkpoint: the pair's images, the models, the settings, the device.
+
+    ``tganbench export-source`` plans this much; a run plans it as part of its :class:`Plan`.
+    """
+
+    config: RunConfig
+    device: torch.device
+    data: PairData
+    model: ModelSpec
+    families: tuple[str, str] | None
+    shipped: ShippedSource | None
+    source_file: SourceFile | None
 
 
 def resolve_pair(config: RunConfig, registry: Registry) -> Pair:
@@ -158,18 +176,37 @@ def plan_run(config: RunConfig, registry: Registry, data_root: Path) -> Plan:
         )
     model = resolve_model(config, registry)
     methods, skipped = resolve_methods(config, registry, model)
-    device = resolve_device(config.device, config.cuda_graph)
-    data = pair.load(config.resolution, data_root)
+    source = _plan_source(config, registry, pair, model, data_root)
+    data = source.data
     shots = {(k, seed): draw_shots(data, k, seed) for k in config.shots for seed in config.seeds}
     extractor = registry.extractors[config.feature_extractor].obj
     reference, validation = split_held_out(data.reference, config.n_reference, config.n_validation)
+    return Plan(
+        config, source.device, data, methods, shots, model, extractor, data.fingerprint(),
+        reference, tensor_fingerprint(reference), pair.families, source.shipped, skipped, validation,
+        source.source_file,
+    )
+
+
+def plan_source(config: RunConfig, registry: Registry, data_root: Path) -> SourcePlan:
+    """Resolve and validate what the source checkpoint of ``config`` depends on (not the grid); UsageError if bad."""
+    pair = resolve_pair(config, registry)
+    config = config.for_pair(getattr(pair, "symmetries", ()))
+    return _plan_source(config, registry, pair, resolve_model(config, registry), data_root)
+
+
+def _plan_source(config: RunConfig, registry: Registry, pair: Pair, model: ModelSpec, data_root: Path) -> SourcePlan:
+    """The device, a checkpoint file (read and checked against ``model``), the pair's images, a shipped source."""
+    device = resolve_device(config.device, config.cuda_graph)
+    source_file = None
+    if config.checkpoint_file is not None:
+        formats = [entry.obj for entry in registry.checkpoint_formats.values()]
+        source_file = load_source_file(Path(config.checkpoint_file), model, formats)
+    data = pair.load(config.resolution, data_root)
     shipped = None
     if config.source_checkpoint == "shipped" and config.source_seeds == 1:
         shipped = find_shipped(tensor_fingerprint(data.source), model)
-    return Plan(
-        config, device, data, methods, shots, model, extractor, data.fingerprint(),
-        reference, tensor_fingerprint(reference), pair.families, shipped, skipped, validation,
-    )
+    return SourcePlan(config, device, data, model, pair.families, shipped, source_file)
 
 
 def split_held_out(held_out: torch.Tensor, n_test: int, n_validation: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -196,12 +233,22 @@ def protocol(plan: Plan) -> dict[str, Any]:
     seeds, shots, source seeds), presentation, file locations and the executor (it changes
     where cells run, not what they compute; the thread count it sets is in the device's
     name), plus the pair's content, the resolved architecture and the device.
+
+    The source weights enter as where they come from: shipped (with its checksum),
+    pretrained in the run (the settings above decide them), or a checkpoint file,
+    named by its format and the fingerprint of its weights, never by its path
+    (a run whose file moved resumes; one whose weights changed does not), and
+    without the source steps, which decide nothing then.
     """
     ignored = {"strategies", "augment", "seeds", "shots", "source_seeds", "profile", "plugins", "source_dir",
                "target_dir", "data_root", "fd_target", "executor",
                "executor_setup"}
     settings = {k: v for k, v in plan.config.to_dict().items() if k not in ignored}
     source = f"shipped {plan.shipped.checksum}" if plan.shipped else "pretrained in the run"
+    if plan.source_file is not None:
+        settings["source_checkpoint"] = "file"
+        del settings["source_steps"]
+        source = f"{plan.source_file.format} file {plan.source_file.checksum}"
     return {**settings, "model": plan.model.describe(), "pair_fingerprint": plan.fingerprint,
             "source_weights": source, "device": device_name(plan.device)}
 

@@ -41,6 +41,7 @@ DEFAULT_PLUGINS = (
     "tganbench.data.embedded",
     "tganbench.data.torchvision_pairs",
     "tganbench.metrics.extractors",
+    "tganbench.checkpoint_formats",
 )
 
 
@@ -63,6 +64,7 @@ class Registry:
     architectures: dict[str, Registered] = field(default_factory=dict)
     metrics: dict[str, Registered] = field(default_factory=dict)
     augmentations: dict[str, Registered] = field(default_factory=dict)
+    checkpoint_formats: dict[str, Registered] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -256,4 +258,5 @@ def load_plugins(extra: Sequence[str] = ()) -> Registry:
     _collect(registry, "tganbench_register_architectures", "architecture", registry.architectures)
     _collect(registry, "tganbench_register_metrics", "metric", registry.metrics)
     _collect(registry, "tganbench_register_augmentations", "augmentation", registry.augmentations)
+    _collect(registry, "tganbench_register_checkpoint_formats", "checkpoint format", registry.checkpoint_formats)
     return registry

@@ -3,12 +3,15 @@
 Planning and validation live in ``plan.py``, what one cell computes in
 ``cell.py``, the device and versions in ``environment.py``, the results folder
 in ``store.py`` and the report in ``reporting``; this module only orchestrates.
+``tganbench export-source`` prepares the source the same way and writes it to a file.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -16,18 +19,21 @@ from typing import Any, Callable
 import pandas as pd
 import torch
 
+import tganbench
+from tganbench.checkpoint_formats import write_source_file
 from tganbench.cell import CellSpec, SharedArtefacts, evaluation_noise
 from tganbench.config import RunConfig
 from tganbench.environment import device_name, git_revision, versions
 from tganbench.errors import UsageError
 from tganbench.executors import Executor, WorkerSetup, make_executor
+from tganbench.fingerprints import tensor_fingerprint
 from tganbench.metric import Metric, MetricContext
 from tganbench.metrics.evaluator import Evaluator
 from tganbench.metrics.recognition import recognition_scores
-from tganbench.plan import Method, Plan, check_resumable, plan_run, protocol
+from tganbench.plan import Method, Plan, SourcePlan, check_resumable, plan_run, plan_source, protocol
 from tganbench.plugins import Registry, notify
 from tganbench.reporting.build import build_report
-from tganbench.source import SourceCheckpoint, shipped_checkpoint, source_checkpoint
+from tganbench.source import SourceCheckpoint, file_checkpoint, shipped_checkpoint, source_checkpoint
 from tganbench.references import reference_row, reference_sets, source_samples
 from tganbench.store import (NO_SOURCE, REFERENCE_GRID, ResultsStore, cell_key, load_cell_results, reference_grid,
                              shots_grid, source_seed_of)
@@ -258,24 +264,31 @@ def _manifest(plan: Plan, shared: SharedArtefacts, store: ResultsStore, expected
             "seconds": source.seconds if source else 0.0,
             "cached": source.cached if source else False,
             "shipped": source.shipped.summary() if source and source.shipped else None,
+            "file": source.file.summary() if source and source.file else None,
             **(_source_recognition(plan, source) if source and plan.families else {}),
         },
         "source_seeds": list(plan.source_seeds),
         "sources": [{"seed": seed, "key": checkpoint.key, "seconds": checkpoint.seconds, "cached": checkpoint.cached,
-                     "shipped": checkpoint.shipped is not None} for seed, checkpoint in sorted(shared.sources.items())],
+                     "shipped": checkpoint.shipped is not None, "file": checkpoint.file is not None}
+                    for seed, checkpoint in sorted(shared.sources.items())],
         "started": started.isoformat(),
         "finished": None,
     }
 
 
-def prepare_source(plan: Plan, cache_dir: Path, log: Log, quiet: bool, seed: int | None = None,
+def prepare_source(plan: Plan | SourcePlan, cache_dir: Path, log: Log, quiet: bool, seed: int | None = None,
                    allow_build: bool = True) -> SourceCheckpoint:
-    """The source checkpoint of ``seed`` (default: the first): the shipped one when it fits, else pretrained (or cached).
+    """The source checkpoint of ``seed`` (default: the first): a file, the shipped one, or pretrained (or cached).
 
-    Without ``allow_build`` a checkpoint that is not shipped must be in the cache already (workers only load it).
+    A file named by ``--source-checkpoint PATH`` comes first (``plan`` has read
+    and checked it); then the shipped checkpoint when it fits; else the one
+    pretrained for these settings. Without ``allow_build`` a checkpoint that is
+    neither a file nor shipped must be in the cache already (workers only load it).
     """
     config = plan.config
     seed = config.source_seed if seed is None else seed
+    if plan.source_file is not None:
+        return file_checkpoint(plan.source_file, log)
     if plan.shipped is not None:
         try:
             return shipped_checkpoint(plan.shipped, log)
@@ -291,6 +304,45 @@ def prepare_source(plan: Plan, cache_dir: Path, log: Log, quiet: bool, seed: int
         plan.data, plan.model, config.train_config(config.source_steps), seed, plan.device,
         cache_dir, log, quiet=quiet, allow_build=allow_build,
     )
+
+
+def export_source(config: RunConfig, registry: Registry, output: Path, cache_dir: Path, log: Log = print,
+                  quiet: bool = False) -> tuple[SourcePlan, SourceCheckpoint, str]:
+    """``tganbench export-source``: the source checkpoint ``run`` would start from, written as a tganbench file.
+
+    The checkpoint is resolved exactly as :func:`prepare_source` resolves it for
+    a run (a file, shipped, cached, or pretrained into the cache). Returns the
+    plan, the checkpoint and the checksum written (docs/checkpoints.md).
+    """
+    plan = plan_source(config, registry, data_root_of(config, cache_dir))
+    checkpoint = prepare_source(plan, cache_dir, log, quiet)
+    try:
+        checksum = write_source_file(output, plan.model, checkpoint.g, checkpoint.d, source_card(plan, checkpoint))
+    except OSError as error:
+        raise UsageError(f"cannot write {output}: {error.strerror or error}") from None
+    return plan, checkpoint, checksum
+
+
+def source_card(plan: Plan | SourcePlan, checkpoint: SourceCheckpoint) -> dict[str, Any]:
+    """Where an exported source checkpoint came from: origin, pair, seed, steps, seconds, versions (plain values)."""
+    config = plan.config
+    card: dict[str, Any] = {"origin": "pretrained", "exported": datetime.now(timezone.utc).isoformat(),
+                            "tganbench_version": tganbench.__version__, "torch_version": torch.__version__,
+                            "seconds": checkpoint.seconds}
+    if checkpoint.file is not None:  # converted from another file: that file's record is the provenance
+        card.update(origin="file", file=checkpoint.file.summary())
+        return json.loads(json.dumps(card, default=str))
+    card.update(pair=plan.data.name, pair_fingerprint=plan.data.fingerprint(),
+                source_images_fingerprint=tensor_fingerprint(plan.data.source), seed=config.source_seed)
+    if checkpoint.shipped is not None:
+        shipped = checkpoint.shipped
+        card.update(origin="shipped", steps=shipped.card.get("steps"),
+                    seed=shipped.card.get("seed", config.source_seed),
+                    shipped={"file": shipped.file, "checksum": shipped.checksum})
+    else:
+        card.update(steps=config.source_steps, train=asdict(config.train_config(config.source_steps)),
+                    cache_key=checkpoint.key)
+    return json.loads(json.dumps(card, default=str))
 
 
 def _source_recognition(plan: Plan, source: SourceCheckpoint) -> dict[str, float]:

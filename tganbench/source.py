@@ -1,4 +1,4 @@
-"""The shared source checkpoint: G and D trained on the source once, cached under a content key."""
+"""The shared source checkpoint: G and D trained on the source once and cached, shipped, or read from a file."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import torch
 
 from tganbench.data.pairs import PairData
 from tganbench.cache import load_or_build
+from tganbench.checkpoints import SourceFile, shown
 from tganbench.fingerprints import code_version, content_key, state_fingerprint
 from tganbench.models import ModelSpec
 from tganbench.shipped_sources import ShippedSource, load_shipped, prefixed_state
@@ -42,6 +43,7 @@ class SourceCheckpoint:
     seconds: float
     cached: bool
     shipped: ShippedSource | None = None  # set when the weights are a checkpoint shipped with tganbench
+    file: SourceFile | None = None  # set when the weights come from a checkpoint file (--source-checkpoint PATH)
 
 
 def source_key(pair_fingerprint: str, model: ModelSpec, config: TrainConfig, seed: int) -> str:
@@ -103,3 +105,13 @@ def shipped_checkpoint(entry: ShippedSource, log: Callable[[str], None] = print)
         f"trained once in {card.get('seconds', 0):.0f} s)")
     return SourceCheckpoint(g, d, entry.checksum, entry.path, float(card.get("seconds", 0.0)), cached=True,
                             shipped=entry)
+
+
+def file_checkpoint(source: SourceFile, log: Callable[[str], None] = print) -> SourceCheckpoint:
+    """The source checkpoint read from a file (already checked against the run's models by ``load_source_file``)."""
+    card = source.info.get("card")
+    seconds = card.get("seconds") if isinstance(card, dict) else None  # known for tganbench's own files
+    log(f"source: checkpoint file {shown(source.path)} ({source.format} format, checksum {source.checksum}); "
+        "every transfer strategy starts from it")
+    return SourceCheckpoint(source.g, source.d, source.checksum, source.path,
+                            float(seconds) if isinstance(seconds, (int, float)) else 0.0, cached=True, file=source)

@@ -398,8 +398,8 @@ def write_figures(results: Results) -> list[Path]:
     columns = ["shots", "strategy", "seed", "step", "train_seconds", *(metric.headline for metric in metrics)]
     evals = results.evals.reindex(columns=[*results.evals.columns, *(c for c in columns if c not in results.evals)])
     sources = results.manifest.get("sources") or [results.manifest.get("source") or {}]
-    # A shipped source was trained once, outside every run: the summary gives its time; no bar here.
-    seconds = [source.get("seconds") for source in sources if not source.get("shipped")]
+    # A shipped source or a file was trained outside every run: the summary says so; no bar here.
+    seconds = [source.get("seconds") for source in sources if not source.get("shipped") and not source.get("file")]
     source_seconds = sum(seconds) if seconds and None not in seconds else None
     out = results.folder / "plots"
     out.mkdir(parents=True, exist_ok=True)

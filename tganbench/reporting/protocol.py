@@ -67,7 +67,10 @@ def _held_out(manifest: dict[str, Any]) -> str:
 def _source(manifest: dict[str, Any]) -> Pieces:
     """Where the source weights came from: one checkpoint, or several each cell is repeated on."""
     source = manifest.get("source") or {}
-    shipped = source.get("shipped")
+    shipped, file = source.get("shipped"), source.get("file")
+    if file:
+        return ["the source checkpoint in ", Code(file["path"]), f" ({file['format']} format, checksum ",
+                Code(file["checksum"]), ")"]
     if shipped:
         return ["the source checkpoint shipped with tganbench (", Code(shipped["file"]), ", checksum ",
                 Code(shipped["checksum"]), f", {shipped.get('steps', '?')} steps)"]
@@ -83,6 +86,8 @@ def _source(manifest: dict[str, Any]) -> Pieces:
 def _source_time(manifest: dict[str, Any]) -> str:
     """How long the sources took, and whether this run paid for them."""
     source = manifest["source"]
+    if source.get("file"):
+        return "this run trained no source (it started from a checkpoint file)"
     if source.get("shipped"):
         return f"this run trained no source (the shipped one took {source['seconds']:.0f} s, once)"
     sources = manifest.get("sources") or [source]
