@@ -11,6 +11,8 @@ import torch
 from torch_fidelity import feature_extractor_inceptionv3 as inception_module
 
 from conftest import run_cli
+from tganbench.metrics.evaluator import Evaluator
+from tganbench.plugins import load_plugins
 
 WEIGHTS_NAME = "weights-inception-2015-12-05-6726825d.pth"
 TINY_RUN = [
@@ -60,9 +62,21 @@ def test_weights_from_a_local_file_give_fid_columns(random_inception_weights, tm
 
 
 def test_weights_already_in_torch_home_need_no_download(random_inception_weights, tmp_path, monkeypatch):
+    """The run's evaluator finds the weights in the torch hub cache and downloads nothing.
+
+    (The test above runs a whole run with Inception; this one builds only what loads the
+    weights, since each Inception FD costs seconds on a CPU.)
+    """
     checkpoints = tmp_path / "torch-home" / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
     (checkpoints / WEIGHTS_NAME).write_bytes(random_inception_weights.read_bytes())
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    result = run_cli(*TINY_RUN, "--out", str(tmp_path / "out"))
-    assert result.code == 0, result.stderr
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("tried to download the weights")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    spec = load_plugins().extractors["inception"].obj
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    evaluator = Evaluator(spec, images, torch.device("cpu"), kid_subsets=2, kid_subset_size=2)
+    assert evaluator.features(images).shape == (4, 2048)
