@@ -19,7 +19,8 @@ import tganbench.train as train_module
 from conftest import run_cli
 from tganbench.augmentations.diffaugment import DiffAugment
 from tganbench.data.shapes import render_shapes
-from tganbench.models import ModelConfig, build_models
+from tganbench.models import ModelConfig, ModelSpec, build_models
+from tganbench.models.stylegan2 import StyleGAN2
 from tganbench.strategies.adafm import AdaFM
 from tganbench.strategies.batchstat import BatchStat
 from tganbench.strategies.ewc import EWC
@@ -34,8 +35,12 @@ STRATEGY_IDS = ["adversarial", "batchstat", "ewc", "adafm"]
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="capturing a CUDA graph needs a CUDA device")
 
 
-def _train(strategy: Strategy, cuda_graph: bool, device: str, steps: int = 10, augmentation=None, **recipe):
-    g, d = build_models(MODEL, seed=0, device=torch.device(device))
+def _train(strategy: Strategy, cuda_graph: bool, device: str, steps: int = 10, augmentation=None, model=None,
+           **recipe):
+    if model is None:
+        g, d = build_models(MODEL, seed=0, device=torch.device(device))
+    else:
+        g, d = model.build(0, torch.device(device))
     source = {"g": {k: v.clone() for k, v in g.state_dict().items()},
               "d": {k: v.clone() for k, v in d.state_dict().items()}}
     images = render_shapes("triangle", 100, 32, seed=3).to(device)
@@ -47,8 +52,9 @@ def _train(strategy: Strategy, cuda_graph: bool, device: str, steps: int = 10, a
 def _assert_same_training(device: str, strategy: type[Strategy], recipe: dict | None = None, **tolerance) -> None:
     recipe = dict(recipe or {})
     augment = recipe.pop("augment", None)
-    eager, g1, d1 = _train(strategy(), False, device, augmentation=augment and augment(), **recipe)
-    graphed, g2, d2 = _train(strategy(), True, device, augmentation=augment and augment(), **recipe)
+    model = recipe.pop("model", None)
+    eager, g1, d1 = _train(strategy(), False, device, augmentation=augment and augment(), model=model, **recipe)
+    graphed, g2, d2 = _train(strategy(), True, device, augmentation=augment and augment(), model=model, **recipe)
     assert eager.losses.keys() == graphed.losses.keys()
     for name in eager.losses:
         torch.testing.assert_close(graphed.losses[name], eager.losses[name], msg=name, **tolerance)
@@ -60,6 +66,12 @@ def _assert_same_training(device: str, strategy: type[Strategy], recipe: dict | 
 @pytest.mark.parametrize("strategy", STRATEGIES, ids=STRATEGY_IDS)
 def test_steps_on_pre_drawn_random_numbers_equal_eager_steps_exactly(strategy):
     _assert_same_training("cpu", strategy, rtol=0, atol=0)
+
+
+def test_stylegan2_steps_on_pre_drawn_random_numbers_equal_eager_steps_exactly():
+    # its noise inputs are buffers, so a StyleGAN2 step draws only through the state and can be captured
+    model = ModelSpec(StyleGAN2(width=8, channel_max=32, n_mlp=2), resolution=32, z_dim=32)
+    _assert_same_training("cpu", Strategy, {"model": model, "augment": DiffAugment}, rtol=0, atol=0)
 
 
 def test_augmented_steps_with_r1_on_pre_drawn_random_numbers_equal_eager_steps_exactly():
@@ -124,6 +136,17 @@ def test_replayed_graph_matches_eager_steps_on_cuda(strategy, monkeypatch):
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
     _assert_same_training("cuda", strategy, rtol=1e-3, atol=1e-4)
+
+
+@needs_cuda
+def test_a_replayed_stylegan2_step_matches_eager_steps_on_cuda(monkeypatch):
+    """As above, with StyleGAN2's modulated convolutions and DiffAugment in the captured step."""
+    choose_adam = train_module._adam
+    monkeypatch.setattr(train_module, "_adam", lambda params, settings, cuda_graph: choose_adam(params, settings, True))
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    model = ModelSpec(StyleGAN2(width=8, channel_max=32, n_mlp=2), resolution=32, z_dim=32)
+    _assert_same_training("cuda", Strategy, {"model": model, "augment": DiffAugment}, rtol=1e-3, atol=1e-4)
 
 
 @needs_cuda
