@@ -67,3 +67,15 @@ class ModelSpec:
 def has_batch_norm(module: nn.Module) -> bool:
     """Whether ``module`` contains a torch BatchNorm layer."""
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+def stage_activations(stages: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """``x`` through every stage of a sequential network but the last, with the activation after each.
+
+    What ``features`` returns for a network whose stages run one after another.
+    """
+    out = []
+    for stage in list(stages)[:-1]:
+        x = stage(x)
+        out.append(x)
+    return out

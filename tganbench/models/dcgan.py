@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from tganbench.hookspecs import hookimpl
-from tganbench.models.base import Architecture
+from tganbench.models.base import Architecture, stage_activations
 
 RESOLUTIONS = (16, 32, 64)
 D_NORMS = ("spectral", "none")
@@ -94,12 +94,7 @@ class Generator(nn.Module):
 
     def features(self, z: torch.Tensor) -> list[torch.Tensor]:
         """Activations after every stage but the last (the RGB output), lowest first."""
-        out = []
-        x = z[:, :, None, None]
-        for stage in list(self.stages)[:-1]:
-            x = stage(x)
-            out.append(x)
-        return out
+        return stage_activations(self.stages, z[:, :, None, None])
 
 
 class Discriminator(nn.Module):
@@ -146,12 +141,7 @@ class Discriminator(nn.Module):
 
     def features(self, image: torch.Tensor) -> list[torch.Tensor]:
         """Activations after every stage but the logit (used as a perceptual network)."""
-        out = []
-        x = image
-        for stage in list(self.stages)[:-1]:
-            x = stage(x)
-            out.append(x)
-        return out
+        return stage_activations(self.stages, image)
 
 
 def build_models(config: ModelConfig, seed: int, device: torch.device) -> tuple[Generator, Discriminator]:

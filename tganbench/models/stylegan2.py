@@ -59,7 +59,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tganbench.hookspecs import hookimpl
-from tganbench.models.base import Architecture
+from tganbench.models.base import Architecture, stage_activations
 
 RESOLUTIONS = (16, 32, 64, 128, 256, 512, 1024)
 BLUR_TAPS = (1, 3, 3, 1)  # the binomial filter StyleGAN2 resamples with
@@ -433,12 +433,7 @@ class Discriminator(nn.Module):
 
     def features(self, image: torch.Tensor) -> list[torch.Tensor]:
         """Activations after every stage but the last (each residual block's output), finest first."""
-        out = []
-        x = image
-        for stage in list(self.stages)[:-1]:
-            x = stage(x)
-            out.append(x)
-        return out
+        return stage_activations(self.stages, image)
 
 
 class StyleGAN2(Architecture):
