@@ -21,7 +21,7 @@ function instead of the CUDA kernel, and the modulated convolution scales the
 input and the output instead of building one kernel per sample, which
 computes the same thing.
 
-Stages, lowest first (docs/strategies.md, "Stages"):
+Stages, lowest first (docs/strategies.md, "Models", `stylegan2`):
 
 - G: ``mapping`` (the mapping network), then one per resolution: ``4x4``
   (the constant, its convolution and RGB layer), ``8x8`` (the upsampling
