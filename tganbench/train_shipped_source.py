@@ -21,13 +21,14 @@ from pathlib import Path
 
 import torch
 
+from tganbench.augmentations.symmetries import parse_symmetries
 from tganbench.config import RunConfig
 from tganbench.data.embedded import ShapesPair
 from tganbench.data.shapes import render_shapes
 from tganbench.fingerprints import state_fingerprint, tensor_fingerprint
 from tganbench.metrics.evaluator import Evaluator
 from tganbench.metrics.recognition import recognition_scores
-from tganbench.models import ModelConfig, build_models
+from tganbench.plan import resolve_model
 from tganbench.plugins import load_plugins
 from tganbench.shipped_sources import INDEX, SHIPPED_DIR, prefixed_state, shipped_sources
 from tganbench.source import SourcePretraining
@@ -44,11 +45,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pair", default="shapes", help="an embedded pair (all share the disk source)")
     parser.add_argument("--steps", type=int, default=20000)
+    parser.add_argument("--architecture", default=defaults.architecture, help="NAME[k=v,...], as in tganbench run")
     parser.add_argument("--width", type=int, default=defaults.width)
     parser.add_argument("--resolution", type=int, default=defaults.resolution)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--ema-beta", type=float, default=0.999)
+    parser.add_argument("--r1-gamma", type=float, default=0.0)
+    parser.add_argument("--real-symmetries", default="none", help="e.g. xflip,rot90 (the pair declares them)")
     parser.add_argument("--d-norm", default=defaults.d_norm)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=1000)
@@ -63,17 +67,21 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{args.pair} is not an embedded shapes pair")
     data = pair.load(args.resolution)
     source_family = pair.families[0]
-    model = ModelConfig(resolution=args.resolution, width=args.width, z_dim=defaults.z_dim, d_norm=args.d_norm)
-    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, ema_beta=args.ema_beta)
+    registry = load_plugins()
+    model = resolve_model(RunConfig(architecture=args.architecture, resolution=args.resolution, width=args.width,
+                                    d_norm=args.d_norm), registry)
+    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, ema_beta=args.ema_beta,
+                         r1_gamma=args.r1_gamma, real_symmetries=parse_symmetries(args.real_symmetries))
     held_out = render_shapes(source_family, 1000, args.resolution, seed=HELD_OUT_SEED)
-    evaluator = Evaluator(load_plugins().extractors["shapes"].obj, held_out, torch.device("cpu"),
+    evaluator = Evaluator(registry.extractors["shapes"].obj, held_out, torch.device("cpu"),
                           kid_subsets=50, kid_subset_size=500)
     noise = torch.randn((1000, model.z_dim), generator=torch.Generator().manual_seed(EVAL_NOISE_SEED))
     curve: list[dict[str, float]] = []
     started = time.perf_counter()
-    name = args.out or f"{source_family}-{args.resolution}px-w{args.width}.pt"
+    prefix = "" if model.architecture.name == "dcgan" else f"{model.architecture.name}-"
+    name = args.out or f"{source_family}-{prefix}{args.resolution}px-w{args.width}.pt"
     path = SHIPPED_DIR / Path(name).name
-    g, d = build_models(model, args.seed, torch.device("cpu"))
+    g, d = model.build(args.seed, torch.device("cpu"))
 
     def save(generator: torch.nn.Module) -> tuple[dict, dict]:
         g_state = {k: v.contiguous() for k, v in generator.state_dict().items()}
@@ -100,7 +108,8 @@ def main(argv: list[str] | None = None) -> None:
     card = {
         "steps": args.steps,
         "seed": args.seed,
-        "train": {k: v for k, v in asdict(config).items() if k in ("batch_size", "lr", "beta1", "beta2", "ema_beta")},
+        "train": {k: v for k, v in asdict(config).items() if k in ("batch_size", "lr", "beta1", "beta2", "ema_beta", "r1_gamma")}
+                  | {"real_symmetries": list(config.real_symmetries)},
         "seconds": round(result.train_seconds, 1),
         "wall_seconds": round(time.perf_counter() - started, 1),
         "machine": f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}",
@@ -110,7 +119,9 @@ def main(argv: list[str] | None = None) -> None:
                        f"renders (seed {HELD_OUT_SEED}), FD[shapes]",
         "curve": curve,
     }
-    entry = {"file": path.name, "source_fingerprint": tensor_fingerprint(data.source), "model": asdict(model),
+    described = {"architecture": model.architecture.name, **model.architecture.params,
+                 "resolution": model.resolution, "z_dim": model.z_dim}
+    entry = {"file": path.name, "source_fingerprint": tensor_fingerprint(data.source), "model": described,
              "checksum": state_fingerprint(prefixed_state(g_state, d_state)), "card": card}
     entries = [asdict(e) for e in shipped_sources() if e.file != path.name] + [entry]
     atomic_write_text(INDEX, json.dumps(entries, indent=2) + "\n")
