@@ -32,7 +32,7 @@ BAD_INPUTS = [
     (["--z-dim", "0"], "--z-dim must be a positive integer, got 0"),
     (["--target-steps", "ten"], "invalid int value: 'ten'"),
     (["--seeds", "x"], "--seeds expects a count or a comma-separated list"),
-    (["--profile", "huge"], "unknown profile 'huge' (profiles: smoke, quick, study, full, stylegan2-gpu)"),
+    (["--profile", "huge"], "unknown profile 'huge' (profiles: smoke, quick, study, full, stylegan2-quick, stylegan2-gpu)"),
     (["--pair", "nope"], "unknown pair 'nope' (available: shapes"),
     (["--feature-extractor", "nope"], "unknown feature extractor 'nope' (available: shapes, inception"),
     (["--resolution", "48"], "architecture 'dcgan': resolution must be one of 16, 32, 64, got 48"),

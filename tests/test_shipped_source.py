@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict
 
 import pytest
 import torch
@@ -15,36 +14,56 @@ from tganbench.config import resolve_config
 from tganbench.data.embedded import ShapesPair
 from tganbench.fingerprints import tensor_fingerprint
 from tganbench.metrics.recognition import recognised
-from tganbench.models import DCGAN, ModelConfig, ModelSpec, build_models
+from tganbench.models import DCGAN, ModelSpec
+from tganbench.plan import resolve_model
+from tganbench.plugins import load_plugins
 from tganbench.shipped_sources import find_shipped, load_shipped, shipped_sources as all_shipped
 from tganbench.train import sample_images
 
+REGISTRY = load_plugins()
 QUICK = resolve_config("quick")
 QUICK_MODEL = ModelSpec(DCGAN(width=QUICK.width, d_norm=QUICK.d_norm), QUICK.resolution, QUICK.z_dim)
+PROFILES_WITH_A_SHIPPED_SOURCE = ("quick", "stylegan2-quick")
 
 
-def _quick_entry():
-    data = ShapesPair("shapes", "disk", "triangle").load(QUICK.resolution)
-    entry = find_shipped(tensor_fingerprint(data.source), QUICK_MODEL)
-    assert entry is not None, "no shipped source checkpoint fits the quick profile's architecture"
+def _entry(model: ModelSpec = QUICK_MODEL):
+    data = ShapesPair("shapes", "disk", "triangle").load(model.resolution)
+    entry = find_shipped(tensor_fingerprint(data.source), model)
+    assert entry is not None, f"no shipped source checkpoint fits {model.describe()}"
     return entry
 
 
-def test_the_quick_profile_has_a_shipped_source_for_every_embedded_pair():
-    entry = _quick_entry()
+def _quick_entry():
+    return _entry(QUICK_MODEL)
+
+
+def _card_model(entry) -> ModelSpec:
+    """The models a card describes: its architecture (``dcgan`` when absent) with its parameters."""
+    described = {"architecture": "dcgan", **entry.model}
+    name, resolution, z_dim = described.pop("architecture"), described.pop("resolution"), described.pop("z_dim")
+    return ModelSpec(REGISTRY.architectures[name].obj(**described), resolution, z_dim)
+
+
+@pytest.mark.parametrize("profile", PROFILES_WITH_A_SHIPPED_SOURCE)
+def test_the_profile_has_a_shipped_source_for_every_embedded_pair(profile):
+    model = resolve_model(resolve_config(profile), REGISTRY)
+    entry = _entry(model)
     for target in ("square", "cross"):
-        data = ShapesPair("p", "disk", target).load(QUICK.resolution)
-        assert find_shipped(tensor_fingerprint(data.source), QUICK_MODEL) == entry
-    assert find_shipped(tensor_fingerprint(data.source), ModelSpec(DCGAN(width=QUICK.width + 1), QUICK.resolution, QUICK.z_dim)) is None
+        data = ShapesPair("p", "disk", target).load(model.resolution)
+        assert find_shipped(tensor_fingerprint(data.source), model) == entry
+    wider = type(model.architecture)(**{**model.architecture.params, "width": model.architecture.params["width"] + 1})
+    assert find_shipped(tensor_fingerprint(data.source), ModelSpec(wider, model.resolution, model.z_dim)) is None
 
 
-def test_the_shipped_source_draws_disks():
+@pytest.mark.parametrize("entry", all_shipped(), ids=lambda entry: entry.file)
+def test_the_shipped_source_draws_disks(entry):
     """A quality regression test: fixed noise, CPU, the share of samples recognised as disks."""
-    entry = _quick_entry()
-    g_state, _ = load_shipped(entry)
-    g, _ = build_models(ModelConfig(**entry.model), seed=0, device=torch.device("cpu"))
+    g_state, d_state = load_shipped(entry)
+    model = _card_model(entry)
+    g, d = model.build(0, torch.device("cpu"))
     g.load_state_dict(g_state)
-    noise = torch.randn((500, g.config.z_dim), generator=torch.Generator().manual_seed(1_000_003))
+    d.load_state_dict(d_state)
+    noise = torch.randn((500, model.z_dim), generator=torch.Generator().manual_seed(1_000_003))
     samples = sample_images(g, noise)
     assert recognised(samples, "disk") >= 0.9
     assert recognised(samples, "triangle") <= 0.05
@@ -93,4 +112,7 @@ def test_the_card_describes_the_weights():
         assert entry.path.is_file(), entry.file
         assert {"steps", "seconds", "machine", "fd_held_out_source", "recognised_as_source"} <= set(entry.card)
         assert entry.card["recognised_as_source"] >= 0.9
-        assert set(entry.model) == set(asdict(ModelConfig()))
+        model = _card_model(entry)
+        assert {"resolution", "z_dim", *model.architecture.params} == set(entry.model) - {"architecture"}
+        g_state, d_state = load_shipped(entry)
+        assert set(g_state) == set(model.build(0, torch.device("cpu"))[0].state_dict())

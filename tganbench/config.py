@@ -117,10 +117,16 @@ PROFILES: dict[str, dict[str, Any]] = {
         width=64, batch_size=64, ema_beta=0.999, source_steps=20000, target_steps=5000, eval_every=500,
         n_generated=5000, n_reference=2000, kid_subsets=100, kid_subset_size=1000, seeds=(0, 1, 2, 3, 4),
     ),
+    # The quick budget on StyleGAN2 at 32 px, sized for a CPU (width 16), with StyleGAN2's own learning rate
+    # and an R1 penalty: with quick's 4e-4 and no R1 its source and every cell drew blobs (docs/strategies.md).
+    # Starts from the shipped StyleGAN2 source on the embedded pairs.
+    "stylegan2-quick": dict(architecture="stylegan2", width=16, lr=0.002, r1_gamma=0.1),
     # The few-shot papers' setting on a GPU: StyleGAN2 at 256 px with rosinality's FFHQ widths
-    # (channel_multiplier 2: width 128 at 256 px; --resolution 64 --width 512 for 64 px) and FID on Inception.
+    # (channel_multiplier 2: width 128 at 256 px; --resolution 64 --width 512 for 64 px) and FID on Inception;
+    # lr 0.002 and R1 10 are rosinality's train.py defaults, which CDC's and DCL's code keep.
     "stylegan2-gpu": dict(
-        architecture="stylegan2", resolution=256, width=128, z_dim=512, batch_size=16, ema_beta=0.999,
+        architecture="stylegan2", resolution=256, width=128, z_dim=512, batch_size=16, lr=0.002, r1_gamma=10.0,
+        ema_beta=0.999,
         source_steps=20000, target_steps=5000, eval_every=500, n_generated=5000, n_reference=2000,
         kid_subsets=100, kid_subset_size=1000, feature_extractor="inception", seeds=(0, 1, 2),
     ),
