@@ -107,6 +107,19 @@ def test_a_run_on_an_embedded_pair_starts_from_the_shipped_checkpoint(tmp_path):
     assert manifest["source"]["shipped"] is None and manifest["config"]["source_checkpoint"] == "pretrain"
 
 
+def test_the_stylegan2_quick_profile_starts_from_the_shipped_stylegan2_source(tmp_path):
+    entry = _entry(resolve_model(resolve_config("stylegan2-quick"), REGISTRY))
+    out = tmp_path / "run"
+    result = run_cli("run", "--profile", "stylegan2-quick", "--strategies", "finetune", "--target-steps", "2",
+                     "--eval-every", "2", "--n-generated", "64", "--n-reference", "64", "--n-validation", "64",
+                     "--quiet", "--out", str(out))
+    assert result.code == 0, result.stderr
+    assert f"source: shipped checkpoint {entry.file} (checksum {entry.checksum}" in result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["protocol"]["source_weights"] == f"shipped {entry.checksum}"
+    assert manifest["config"]["lr"] == 0.002 and manifest["config"]["r1_gamma"] == 0.1
+
+
 def test_the_card_describes_the_weights():
     for entry in all_shipped():
         assert entry.path.is_file(), entry.file
