@@ -47,12 +47,14 @@ for option in fp32 cuda-graph bf16; do
         --device "$DEVICE" "${flags[@]}" --quiet --out "$RUNS/$PROFILE-$option" 2>&1 | tee -a "$LOG"
 done
 
-# StyleGAN2 at the few-shot papers' sizes, rosinality's FFHQ widths (channel_multiplier 2), a short budget:
+# StyleGAN2 at the few-shot papers' sizes, rosinality's FFHQ widths (channel_multiplier 2) and the stylegan2-gpu
+# profile's lr and R1 (R1 costs a second backward pass through D), a short budget:
 # time, steps/s, peak memory and the evaluation share (next step) of one finetune cell each.
 for px in 64 256; do
     step "stylegan2 at $px px (width $((32768 / px)), z 512): finetune, 200 source + 200 target steps"
     timeout 150 python3 -m tganbench.cli run --strategies finetune --architecture stylegan2 --resolution "$px" \
-        --width $((32768 / px)) --z-dim 512 --profile quick --source-steps 200 --target-steps 200 --eval-every 100 \
+        --width $((32768 / px)) --z-dim 512 --profile quick --lr 0.002 --r1-gamma 10 \
+        --source-steps 200 --target-steps 200 --eval-every 100 \
         --device "$DEVICE" --quiet --out "$RUNS/stylegan2-$px" 2>&1 | tee -a "$LOG"
 done
 
