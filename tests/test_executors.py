@@ -222,7 +222,8 @@ def test_observer_hooks_fire_in_the_driver_as_results_arrive(tmp_path, monkeypat
 
 def test_ctrl_c_stops_the_workers_and_keeps_the_finished_cells(tmp_path):
     out = tmp_path / "interrupted"
-    args = [*GRID, "--executor", "local:2", "--out", str(out)]
+    # Cells of 200 steps (smoke's are 20, about a second each), so that Ctrl-C lands while cells are still running.
+    args = [*GRID, "--target-steps", "200", "--eval-every", "100", "--executor", "local:2", "--out", str(out)]
     process = subprocess.Popen([sys.executable, "-m", "tganbench.cli", *args], env={**os.environ},
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 600
