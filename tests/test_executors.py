@@ -224,8 +224,11 @@ def test_ctrl_c_stops_the_workers_and_keeps_the_finished_cells(tmp_path):
     out = tmp_path / "interrupted"
     # Cells of 200 steps (smoke's are 20, about a second each), so that Ctrl-C lands while cells are still running.
     args = [*GRID, "--target-steps", "200", "--eval-every", "100", "--executor", "local:2", "--out", str(out)]
+    # Ctrl-C's default action in the child even when this test runs in the background, where the shell has
+    # set SIGINT to be ignored (children inherit that, and Python then installs no KeyboardInterrupt handler).
     process = subprocess.Popen([sys.executable, "-m", "tganbench.cli", *args], env={**os.environ},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 600
     while not (out / "cells.csv").is_file():
         assert process.poll() is None, process.stderr.read()
