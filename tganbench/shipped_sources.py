@@ -31,7 +31,8 @@ class ShippedSource:
     """The card of one shipped checkpoint.
 
     ``source_fingerprint`` is ``tensor_fingerprint`` of the source images it was
-    trained on, ``model`` the architecture (``ModelConfig`` as a dictionary),
+    trained on, ``model`` the architecture (its name, absent for ``dcgan``, its parameters,
+    ``resolution`` and ``z_dim``),
     ``checksum`` the ``state_fingerprint`` of its weights, and ``card`` how it
     was made and measured (steps, settings, seconds, machine, FD, recognition).
     """
