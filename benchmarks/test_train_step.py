@@ -1,31 +1,54 @@
-"""Speed of ten training steps per built-in strategy at the quick profile's settings.
+"""Time per training step of every method at the quick profile's settings: what a method costs against finetune.
 
-Not part of the test run: ``pytest benchmarks/ --benchmark-only``.
+A method is a built-in strategy alone, or ``scratch``, ``finetune`` or ``freeze-d`` crossed with a
+built-in augmentation (the comparison set's grid). Each round trains the quick profile's models,
+loaded with one set of "source" weights, for ``STEPS`` steps on 100 shots; the strategy's
+``prepare`` (EWC's Fisher, MineGAN's miner phase) is counted, as in a cell.
+
+Not part of the test run: ``pytest benchmarks/test_train_step.py --benchmark-only``. For the
+ratios against finetune, add ``--benchmark-json FILE`` and divide each mean by finetune's.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 import torch
 
 from tganbench.config import resolve_config
 from tganbench.data.shapes import render_shapes
-from tganbench.models import ModelConfig, build_models
+from tganbench.plan import resolve_methods, resolve_model
 from tganbench.plugins import load_plugins
-from tganbench.train import TrainConfig, train
+from tganbench.train import train
 
-QUICK = resolve_config("quick")
-STRATEGIES = list(load_plugins().strategies)
+QUICK = resolve_config("quick").for_pair(("xflip", "rot90"))
+STEPS = 50
+REGISTRY = load_plugins()
+LABELS = list(REGISTRY.strategies) + [
+    f"{strategy}+{augmentation}" for strategy in ("scratch", "finetune", "freeze-d") for augmentation in REGISTRY.augmentations
+]
 
 
-@pytest.mark.parametrize("name", STRATEGIES)
-def test_ten_training_steps(benchmark, name):
-    registry = load_plugins()
-    images = render_shapes("triangle", QUICK.shots[0], QUICK.resolution, seed=3)
-    model = ModelConfig(resolution=QUICK.resolution, width=QUICK.width, z_dim=QUICK.z_dim)
-    g, d = build_models(model, seed=0, device=torch.device("cpu"))
-    strategy = registry.strategies[name].obj()
-    steps = 10
-    config = TrainConfig(steps=steps, batch_size=QUICK.batch_size, lr=QUICK.lr)
-    result = benchmark.pedantic(lambda: train(g, d, strategy.fresh_copy(), images, config, seed=0), rounds=3)
-    benchmark.extra_info["steps_per_second"] = steps / result.train_seconds
+@pytest.mark.parametrize("label", LABELS)
+def test_training_steps(benchmark, label):
+    model = resolve_model(QUICK, REGISTRY)
+    methods, skipped = resolve_methods(replace(QUICK, strategies=label), REGISTRY, model)
+    if not methods:
+        pytest.skip("; ".join(skipped))
+    method = methods[0]
+    images = render_shapes("triangle", 100, QUICK.resolution, seed=3)
+    source_g, source_d = model.build(1, torch.device("cpu"))
+    source = {"g": source_g.state_dict(), "d": source_d.state_dict()}
+
+    def one_round():
+        g, d = model.build(0, torch.device("cpu"))
+        if method.strategy.from_source:
+            g.load_state_dict(source["g"])
+            d.load_state_dict(source["d"])
+        augmentation = method.augmentation.fresh_copy() if method.augmentation else None
+        return train(g, d, method.strategy.fresh_copy(), images, QUICK.train_config(STEPS), seed=0, quiet=True,
+                     augmentation=augmentation, source_weights=source)
+
+    result = benchmark.pedantic(one_round, rounds=3, warmup_rounds=1)
+    benchmark.extra_info["steps_per_second"] = STEPS / result.train_seconds
