@@ -27,7 +27,9 @@ def _expected_labels() -> list[str]:
 
 def test_every_method_crossed_with_every_augmentation_runs_in_one_folder_and_resumes(tmp_path):
     out = tmp_path / "run"
-    args = ["run", "--strategies", "all", "--augment", ",".join(AUGMENTATIONS), "--profile", "smoke", "--out", str(out)]
+    # Four steps and two evaluations a cell: enough for every metric to be finite, and 28 cells stay cheap.
+    args = ["run", "--strategies", "all", "--augment", ",".join(AUGMENTATIONS), "--profile", "smoke",
+            "--target-steps", "4", "--eval-every", "4", "--out", str(out)]
     result = run_cli(*args)
     assert result.code == 0, result.stderr
     cells = pd.read_csv(out / "cells.csv")
