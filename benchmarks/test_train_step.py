@@ -23,7 +23,7 @@ from tganbench.plugins import load_plugins
 from tganbench.train import train
 
 QUICK = resolve_config("quick").for_pair(("xflip", "rot90"))
-STEPS = 50
+STEPS = 40
 REGISTRY = load_plugins()
 LABELS = list(REGISTRY.strategies) + [
     f"{strategy}+{augmentation}" for strategy in ("scratch", "finetune", "freeze-d") for augmentation in REGISTRY.augmentations
@@ -50,5 +50,5 @@ def test_training_steps(benchmark, label):
         return train(g, d, method.strategy.fresh_copy(), images, QUICK.train_config(STEPS), seed=0, quiet=True,
                      augmentation=augmentation, source_weights=source)
 
-    result = benchmark.pedantic(one_round, rounds=3, warmup_rounds=1)
+    result = benchmark.pedantic(one_round, rounds=2, warmup_rounds=1)
     benchmark.extra_info["steps_per_second"] = STEPS / result.train_seconds
