@@ -3,7 +3,8 @@
 A method is a built-in strategy alone, or ``scratch``, ``finetune`` or ``freeze-d`` crossed with a
 built-in augmentation (the comparison set's grid). Each round trains the quick profile's models,
 loaded with one set of "source" weights, for ``STEPS`` steps on 100 shots; the strategy's
-``prepare`` (EWC's Fisher, MineGAN's miner phase) is counted, as in a cell.
+``prepare`` (EWC's Fisher) is counted, as in a cell, so a fixed cost of a strategy weighs more in
+these few steps than in a 2,000-step cell.
 
 Not part of the test run: ``pytest benchmarks/test_train_step.py --benchmark-only``. For the
 ratios against finetune, add ``--benchmark-json FILE`` and divide each mean by finetune's.
