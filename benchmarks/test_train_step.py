@@ -7,7 +7,7 @@ loaded with one set of "source" weights, for ``STEPS`` steps on 100 shots; the s
 these few steps than in a 2,000-step cell.
 
 Not part of the test run: ``pytest benchmarks/test_train_step.py --benchmark-only``. For the
-ratios against finetune, add ``--benchmark-json FILE`` and divide each mean by finetune's.
+ratios against finetune, add ``--benchmark-json FILE`` and divide each method's best time by finetune's.
 """
 
 from __future__ import annotations
