@@ -19,13 +19,14 @@ import torch
 
 from tganbench.config import resolve_config
 from tganbench.data.shapes import render_shapes
-from tganbench.plan import resolve_methods, resolve_model
+from tganbench.plan import resolve_methods, resolve_model, resolve_pair
 from tganbench.plugins import load_plugins
 from tganbench.train import train
 
-QUICK = resolve_config("quick").for_pair(("xflip", "rot90"))
-STEPS = 40
 REGISTRY = load_plugins()
+_QUICK = resolve_config("quick")
+QUICK = _QUICK.for_pair(getattr(resolve_pair(_QUICK, REGISTRY), "symmetries", ()))
+STEPS = 40
 LABELS = list(REGISTRY.strategies) + [
     f"{strategy}+{augmentation}" for strategy in ("scratch", "finetune", "freeze-d") for augmentation in REGISTRY.augmentations
 ]
