@@ -8,6 +8,7 @@ import pytest
 
 from conftest import run_cli
 from tganbench.cli import _build_parser, parse_arguments, run_settings
+from tganbench.config import parse_seeds
 
 # One valid value per `run` flag (switches: True). A new flag without a sample here fails the test below.
 SAMPLES = {
@@ -147,3 +148,8 @@ def test_the_ci_benchmark_config_is_valid():
     config = Path(__file__).resolve().parent.parent / "benchmarks" / "ci.toml"
     settings = run_settings(parse_arguments(["run", "--config", str(config)]))
     assert len(settings.config.seeds) >= 2 and settings.config.device == "cpu"
+
+
+@pytest.mark.parametrize("text, seeds", [("3", (0, 1, 2)), ("0,5,7", (0, 5, 7)), ("4,", (4,)), ("0,", (0,))])
+def test_seeds_are_a_count_a_list_or_one_seed_with_a_trailing_comma(text, seeds):
+    assert parse_seeds(text) == seeds

@@ -35,7 +35,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--strategies", default="all", help="'all' or NAME[key=value,...] items, comma-separated")
     _add_source_options(run)
     run.add_argument("--shots", default=None, help="target training images: a count or a list (10,100,1000); default 100")
-    run.add_argument("--seeds", default=None, help="a count (3 -> seeds 0,1,2) or a list (0,5,7)")
+    run.add_argument("--seeds", default=None, help="a count (3 -> seeds 0,1,2) or a list (0,5,7; one seed: 4,)")
     run.add_argument("--source-seeds", type=int, default=None, metavar="N",
                      help="source checkpoints (default 1); N > 1 pretrains N in the run, with seeds 0 .. N-1; every "
                           "transfer cell runs on each, and intervals cover both sources of variance")

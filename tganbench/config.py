@@ -222,14 +222,23 @@ def parse_executor(text: str) -> tuple[str, dict[str, Any]]:
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
-    """``"3"`` means seeds 0, 1, 2; ``"0,5,7"`` means exactly those seeds."""
+    """``"3"`` means seeds 0, 1, 2; ``"0,5,7"`` means exactly those seeds; ``"4,"`` means seed 4 alone.
+
+    A bare number is a count, so one seed other than 0 is written as a
+    one-element list with a trailing comma.
+    """
+    is_list = "," in text
+    parts = text.split(",")
+    if is_list and text.endswith(",") and len(parts) == 2:
+        parts = parts[:1]
     try:
-        values = [int(part) for part in text.split(",")]
+        values = [int(part) for part in parts]
     except ValueError:
         raise UsageError(f"--seeds expects a count or a comma-separated list of integers, got '{text}'") from None
-    if len(values) == 1:
+    if not is_list:
         if values[0] < 1:
-            raise UsageError(f"--seeds must be at least 1, got {values[0]}")
+            raise UsageError(f"--seeds is a count and must be at least 1, got {values[0]} "
+                             f"(for seed {values[0]} alone write '{values[0]},')")
         return tuple(range(values[0]))
     if len(set(values)) != len(values) or min(values) < 0:
         raise UsageError(f"--seeds list must hold distinct non-negative integers, got '{text}'")
