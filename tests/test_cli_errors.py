@@ -69,6 +69,7 @@ BAD_INPUTS = [
     (["--batch-size", "0"], "--batch-size must be a positive integer, got 0"),
     (["--seeds", "0,0"], "--seeds list must hold distinct non-negative integers"),
     (["--seeds", "0"], "--seeds is a count and must be at least 1, got 0 (for seed 0 alone write '0,')"),
+    (["--seeds", "-2"], "--seeds is a count and must be at least 1, got -2"),
     (["--seeds", ","], "--seeds expects a count or a comma-separated list of integers, got ','"),
     (["--seeds", "1,,"], "--seeds expects a count or a comma-separated list of integers, got '1,,'"),
     (["--lr", "0"], "--lr must be positive, got 0.0"),

@@ -237,8 +237,8 @@ def parse_seeds(text: str) -> tuple[int, ...]:
         raise UsageError(f"--seeds expects a count or a comma-separated list of integers, got '{text}'") from None
     if not is_list:
         if values[0] < 1:
-            raise UsageError(f"--seeds is a count and must be at least 1, got {values[0]} "
-                             f"(for seed {values[0]} alone write '{values[0]},')")
+            hint = " (for seed 0 alone write '0,')" if values[0] == 0 else ""
+            raise UsageError(f"--seeds is a count and must be at least 1, got {values[0]}{hint}")
         return tuple(range(values[0]))
     if len(set(values)) != len(values) or min(values) < 0:
         raise UsageError(f"--seeds list must hold distinct non-negative integers, got '{text}'")
