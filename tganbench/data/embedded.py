@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+
+import torch
 
 from tganbench.data.pairs import Pair, PairData
 from tganbench.data.shapes import render_shapes
@@ -37,13 +40,23 @@ class ShapesPair(Pair):
 
     def load(self, resolution: int, data_root: Path | None = None) -> PairData:
         """Render the pair; fixed render seeds make it identical on every machine."""
-        target = render_shapes(self.target_shape, self.n_target_pool + self.n_reference, resolution, seed=2)
+        target = _rendered(self.target_shape, self.n_target_pool + self.n_reference, resolution, 2).clone()
         return PairData(
             name=self.name,
-            source=render_shapes(self.source_shape, self.n_source, resolution, seed=1),
+            source=_rendered(self.source_shape, self.n_source, resolution, 1).clone(),
             target_pool=target[: self.n_target_pool],
             reference=target[self.n_target_pool :],
         )
+
+
+@functools.lru_cache(maxsize=8)
+def _rendered(shape: str, count: int, resolution: int, seed: int) -> torch.Tensor:
+    """``render_shapes``, kept for the life of the process: a process that plans several runs renders once.
+
+    Rendering a pair takes seconds on a CPU; callers get a clone, so nothing
+    they do to their images can change what the next run loads.
+    """
+    return render_shapes(shape, count, resolution, seed=seed)
 
 
 @hookimpl
