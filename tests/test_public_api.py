@@ -22,3 +22,10 @@ def test_importing_the_package_does_not_load_the_training_loop_or_torch_fidelity
     code = "import sys, tganbench; print(sorted({'tganbench.train', 'torch_fidelity'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_a_worker_process_does_not_load_the_report_builder_or_matplotlib():
+    # Every local, submitit or Ray worker imports tganbench.worker; the report is the driver's job.
+    code = "import sys, tganbench.worker; print(sorted({'tganbench.reporting.build', 'matplotlib'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

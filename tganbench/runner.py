@@ -32,7 +32,6 @@ from tganbench.metrics.evaluator import Evaluator
 from tganbench.metrics.recognition import recognition_scores
 from tganbench.plan import Method, Plan, SourcePlan, check_resumable, plan_run, plan_source, protocol
 from tganbench.plugins import Registry, notify
-from tganbench.reporting.build import build_report
 from tganbench.source import SourceCheckpoint, file_checkpoint, shipped_checkpoint, source_checkpoint
 from tganbench.references import reference_row, reference_sets, source_samples
 from tganbench.store import (NO_SOURCE, REFERENCE_GRID, ResultsStore, cell_key, load_cell_results, reference_grid,
@@ -186,6 +185,9 @@ def _run_cells(plan: Plan, shared: SharedArtefacts, store: ResultsStore, registr
     cells, evals = pd.DataFrame(store.cells), pd.DataFrame(store.evals)
     manifest["finished"] = datetime.now(timezone.utc).isoformat()
     store.write_manifest(manifest)
+    # Imported here, not at the top: worker processes import this module and never build a report.
+    from tganbench.reporting.build import build_report
+
     build_report(store.out_dir)
     _notify(store, log, hook.tganbench_run_finished, out_dir=str(store.out_dir), cells=store.cells)
     return cells, evals
