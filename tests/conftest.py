@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 from tganbench.cli import main
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest -n: one torch thread per test process, so that the processes share the cores instead of
+    # oversubscribing them (the small models here gain little from a second thread anyway). The variable
+    # gives the tganbench processes a test starts the same one thread: the thread count is in a run's protocol.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 # The built-in strategies in the order `--strategies all` runs them.
 BUILT_INS = ["scratch", "finetune", "freeze-d", "freeze-g", "batchstat", "ewc", "adafm", "cdc", "dcl", "minegan"]
