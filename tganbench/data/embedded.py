@@ -49,12 +49,13 @@ class ShapesPair(Pair):
         )
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=2)
 def _rendered(shape: str, count: int, resolution: int, seed: int) -> torch.Tensor:
     """``render_shapes``, kept for the life of the process: a process that plans several runs renders once.
 
     Rendering a pair takes seconds on a CPU; callers get a clone, so nothing
-    they do to their images can change what the next run loads.
+    they do to their images can change what the next run loads. Only the last
+    pair's two renders are kept (at 256x256 one pair is about 1.8 GB).
     """
     return render_shapes(shape, count, resolution, seed=seed)
 
